@@ -1,0 +1,231 @@
+"""The ``equigen`` command line: a thin front door onto engine.session.
+
+Every error ends with exit status ≠ 0 and one line on stderr that says what to do; with
+``--json`` each result is one JSON object per line on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+from engine import __version__
+from engine.errors import Cancelled, EquigenError
+from engine.fit.images import ImageFitConfig
+from engine.fit.meshes import MeshFitConfig
+from engine.progress import Progress, drive
+
+log = logging.getLogger("engine")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, not usage + error
+        sys.stderr.write(f"equigen: error: {message}; see '{self.prog} --help'\n")
+        raise SystemExit(2)
+
+
+class _ProgressLine:
+    """A one-line progress bar on stderr, only when stderr is a terminal."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled and sys.stderr.isatty()
+        self._last = 0.0
+
+    def __call__(self, p: Progress) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and p.done < p.total:
+            return
+        self._last = now
+        width = 30
+        filled = int(width * p.fraction)
+        extra = " ".join(f"{k}={v:.3g}" for k, v in p.metrics.items() if isinstance(v, float))
+        sys.stderr.write(f"\r{p.stage:<12} [{'#' * filled}{'.' * (width - filled)}] "
+                         f"{p.done}/{p.total} {extra:<40}")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+
+
+def _emit(args, obj: dict, human: str) -> None:
+    if args.json:
+        sys.stdout.write(json.dumps(obj, default=str) + "\n")
+    else:
+        sys.stdout.write(human + "\n")
+    sys.stdout.flush()
+
+
+def cmd_fit(args) -> None:
+    from engine.session import InitChoice, fit_files
+
+    image_cfg = ImageFitConfig(
+        target_psnr=args.target_psnr, max_steps=args.max_steps or ImageFitConfig.max_steps,
+        invert=args.invert,
+    )
+    mesh_cfg = MeshFitConfig(
+        target_iou=args.target_iou, max_steps=args.max_steps or MeshFitConfig.max_steps,
+    )
+    bar = _ProgressLine(not args.json)
+    reports = drive(
+        fit_files(args.inputs, args.out, InitChoice(args.init_seed, args.init), image_cfg, mesh_cfg),
+        on_progress=bar,
+    )
+    bar.finish()
+    for r in reports:
+        unit = "dB PSNR" if r.metric == "psnr_db" else "IoU"
+        flag = "" if r.reached_target else "  (target not reached)"
+        _emit(args, r.to_dict(),
+              f"{r.input} -> {r.output}  {r.quality:.3f} {unit}  {r.steps} steps  "
+              f"{r.seconds:.3f} s{flag}")
+
+
+def cmd_info(args) -> None:
+    from engine.inr_io import describe, load_inr
+
+    info = describe(load_inr(args.file))
+    info["file"] = args.file
+    if args.json:
+        _emit(args, info, "")
+        return
+    lines = [
+        f"file:       {args.file}",
+        f"spec:       {info['spec']} ({info['dimension']}D, {info['output']})",
+        f"domain:     [{info['domain'][0]}, {info['domain'][1]}] per axis",
+        f"parameters: {info['num_params']:,}",
+    ]
+    lines += [f"{k + ':':<11} {v}" for k, v in sorted(info["meta"].items())]
+    _emit(args, info, "\n".join(lines))
+
+
+def cmd_render(args) -> None:
+    from engine.inr_io import load_inr
+    from engine.session import render_to_png
+
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        raise EquigenError(f"{out}: the output must end in .png")
+    inr = load_inr(args.file)
+    render_to_png(inr, out, args.size, args.resolution, args.continuous)
+    _emit(args, {"file": args.file, "output": str(out), "size": args.size}, f"wrote {out}")
+
+
+def cmd_mesh(args) -> None:
+    from engine.inr_io import load_inr
+    from engine.session import mesh_to_file
+
+    t0 = time.perf_counter()
+    inr = load_inr(args.file)
+    if not inr.spec.is_3d:
+        raise EquigenError(f"{args.file}: a 2D INR has no mesh; use 'equigen render' for its image")
+    mesh = mesh_to_file(inr, args.out, args.resolution)
+    obj = {
+        "file": args.file, "output": args.out, "resolution": args.resolution,
+        "vertices": len(mesh.vertices), "faces": len(mesh.faces),
+        "watertight": bool(mesh.is_watertight), "seconds": round(time.perf_counter() - t0, 3),
+    }
+    _emit(args, obj, f"wrote {args.out}: {obj['vertices']} vertices, {obj['faces']} faces, "
+                     f"{'watertight' if obj['watertight'] else 'not watertight'}")
+
+
+def cmd_convert(args) -> None:
+    from engine.session import convert_file
+
+    inr = convert_file(args.file, args.out)
+    _emit(args, {"file": args.file, "output": args.out, "spec": inr.spec.name},
+          f"wrote {args.out} ({inr.spec.name})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="equigen", description="EquiGen: few-shot generation of implicit neural "
+                                            "representations (images and 3D shapes).")
+    p.add_argument("--version", action="version", version=f"equigen {__version__}")
+    p.add_argument("--verbose", action="store_true", help="log what the engine does to stderr")
+    p.add_argument("--debug", action="store_true", help="show tracebacks of internal errors")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def common(sp):
+        sp.add_argument("--json", action="store_true", help="one JSON object per result on stdout")
+
+    sp = sub.add_parser("fit", help="fit images or meshes into INR files")
+    sp.add_argument("inputs", nargs="+", metavar="INPUT", help="image or mesh files")
+    sp.add_argument("--out", required=True, help="folder for the .safetensors files")
+    sp.add_argument("--init-seed", type=int, default=0,
+                    help="seed of the one initial weight set every input starts from (default 0)")
+    sp.add_argument("--init", default=None, metavar="FILE",
+                    help="start every input from this INR file's weights instead of a seed")
+    sp.add_argument("--target-psnr", type=float, default=ImageFitConfig.target_psnr)
+    sp.add_argument("--target-iou", type=float, default=MeshFitConfig.target_iou)
+    sp.add_argument("--max-steps", type=int, default=None)
+    sp.add_argument("--invert", choices=["auto", "yes", "no"], default="auto",
+                    help="make image backgrounds dark as in MNIST (default: auto)")
+    common(sp)
+    sp.set_defaults(func=cmd_fit)
+
+    sp = sub.add_parser("info", help="describe an INR file")
+    sp.add_argument("file")
+    common(sp)
+    sp.set_defaults(func=cmd_info)
+
+    sp = sub.add_parser("render", help="render an INR to PNG (3D: shaded, off-screen)")
+    sp.add_argument("file")
+    sp.add_argument("--out", required=True, help="PNG path")
+    sp.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
+    sp.add_argument("--resolution", type=int, default=128, help="3D: marching-cubes resolution")
+    sp.add_argument("--continuous", action="store_true",
+                    help="2D: evaluate the network at every output pixel instead of resampling")
+    common(sp)
+    sp.set_defaults(func=cmd_render)
+
+    sp = sub.add_parser("mesh", help="extract a 3D INR's mesh (.obj .ply .stl .glb)")
+    sp.add_argument("file")
+    sp.add_argument("--out", required=True, help="mesh path; the format follows the extension")
+    sp.add_argument("--resolution", type=int, default=128, help="marching-cubes grid (default 128)")
+    common(sp)
+    sp.set_defaults(func=cmd_mesh)
+
+    sp = sub.add_parser("convert", help="import a DWSNets/HyperDiffusion .pth as .safetensors")
+    sp.add_argument("file")
+    sp.add_argument("--out", required=True, help=".safetensors path")
+    common(sp)
+    sp.set_defaults(func=cmd_convert)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    try:
+        args.func(args)
+    except Cancelled as e:
+        sys.stderr.write(f"equigen: {e}\n")
+        return 130
+    except KeyboardInterrupt:
+        sys.stderr.write("\nequigen: interrupted; files already written are complete\n")
+        return 130
+    except EquigenError as e:
+        sys.stderr.write(f"equigen: error: {e}\n")
+        return 2
+    except Exception as e:  # a bug of ours: still one line, traceback on request
+        if args.debug:
+            raise
+        sys.stderr.write(f"equigen: internal error: {type(e).__name__}: {e} "
+                         "(rerun with --debug and report it)\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,166 @@
+"""Images → 2D INRs.
+
+Any image (any size; modes L, RGB, RGBA, LA, palette, 16-bit) becomes a grey frame of the spec's
+grid size, bright object on a dark background like MNIST, and is fitted by batched Adam until
+PSNR ≥ target.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine.errors import InputError
+from engine.fit.loop import FitOutcome, LoopConfig, fit_loop
+from engine.functional import Params, forward, image_grid, repeat_params
+from engine.inr_io import INR
+from engine.progress import ProgressGen
+from engine.spec import MNIST_SIREN, INRSpec
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm")
+
+
+@dataclass(frozen=True)
+class ImageFitConfig:
+    """Defaults measured on this 2-core CPU: 28×28 images reach 30 dB in ~70 steps on average."""
+
+    lr: float = 3e-3
+    max_steps: int = 600
+    target_psnr: float = 30.0
+    batch_size: int = 256
+    invert: str = "auto"  # "auto" | "yes" | "no": make the background dark, as in MNIST
+
+
+def load_gray(path: str | os.PathLike) -> np.ndarray:
+    """Read any image file as grey values in [0, 1], ``(H, W)`` float32.
+
+    Transparent images are composited onto the background that contrasts with their content, so
+    a dark drawing on a transparent sheet keeps its shape.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im = ImageOps.exif_transpose(im)
+            im.load()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"{path}: not a readable image ({e})") from None
+    if im.width == 0 or im.height == 0:
+        raise InputError(f"{path}: the image is empty")
+    return image_to_gray(im)
+
+
+def image_to_gray(im: Image.Image) -> np.ndarray:
+    """PIL image of any mode → ``(H, W)`` float32 grey in [0, 1]."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
+        a = np.asarray(im, dtype=np.float32) / 65535.0
+        return np.clip(a, 0.0, 1.0)
+    if im.mode in ("I", "F"):
+        a = np.asarray(im, dtype=np.float32)
+        hi = 65535.0 if a.max() > 255 else 255.0
+        return np.clip(a / hi, 0.0, 1.0)
+    if im.mode == "P":
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:
+        rgba = np.asarray(im.convert("RGBA"), dtype=np.float32) / 255.0
+        alpha = rgba[..., 3]
+        lum = rgba[..., :3] @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        if alpha.min() >= 1.0:
+            return lum
+        covered = alpha.sum()
+        content = float((lum * alpha).sum() / covered) if covered > 0 else 1.0
+        background = 1.0 if content < 0.5 else 0.0
+        return (lum * alpha + background * (1 - alpha)).astype(np.float32)
+    return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
+def to_frame(gray: np.ndarray, size: int = 28, invert: str = "auto") -> np.ndarray:
+    """Fit a grey image into a ``size × size`` frame keeping its aspect, background dark.
+
+    ``invert="auto"`` inverts when the border is brighter than mid-grey (a dark drawing on light
+    paper), because the INRs of every corpus show bright objects on black. Returns float32.
+    """
+    a = np.asarray(gray, dtype=np.float32)
+    if a.ndim != 2 or a.size == 0:
+        raise InputError("image must be a non-empty 2D grey array")
+    if invert == "yes" or (invert == "auto" and _border_mean(a) > 0.5):
+        a = 1.0 - a
+    h, w = a.shape
+    if (h, w) == (size, size):
+        return a.copy()
+    scale = size / max(h, w)
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    im = Image.fromarray(a, mode="F").resize((nw, nh), Image.Resampling.LANCZOS, reducing_gap=3.0)
+    small = np.clip(np.asarray(im, dtype=np.float32), 0.0, 1.0)
+    frame = np.zeros((size, size), dtype=np.float32)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    frame[top : top + nh, left : left + nw] = small
+    return frame
+
+
+def _border_mean(a: np.ndarray) -> float:
+    border = np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]])
+    return float(border.mean())
+
+
+def psnr(mse: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB for images with peak value 1."""
+    return -10.0 * torch.log10(mse.clamp_min(1e-12))
+
+
+def fit_images(
+    frames: np.ndarray | torch.Tensor,
+    init: Params,
+    spec: INRSpec = MNIST_SIREN,
+    config: ImageFitConfig = ImageFitConfig(),
+) -> ProgressGen[FitOutcome]:
+    """Fit one INR per frame, all in one batch.
+
+    frames: ``(B, S, S)`` grey in [0, 1], S = ``spec.grid_size``. init: one weight set
+    ``(1, *shape)`` shared by all (the corpus' shared initialisation) or ``(B, *shape)``.
+    Returns a FitOutcome whose quality is PSNR in dB.
+    """
+    targets = torch.as_tensor(np.asarray(frames), dtype=torch.float32)
+    if targets.dim() != 3 or targets.shape[1:] != (spec.grid_size, spec.grid_size):
+        raise InputError(f"frames must be (B, {spec.grid_size}, {spec.grid_size})")
+    b = targets.shape[0]
+    targets = targets.reshape(b, -1, 1)
+    coords = image_grid(spec.grid_size, spec.domain)
+    start = repeat_params(init, b) if next(iter(init.values())).shape[0] == 1 else init
+
+    def loss_fn(params: Params, active: torch.Tensor, step: int):
+        err = ((forward(spec, params, coords) - targets[active]) ** 2).mean(dim=(1, 2))
+        return err, psnr(err.detach())
+
+    def quality_fn(params: Params, active: torch.Tensor) -> torch.Tensor:
+        err = ((forward(spec, params, coords) - targets[active]) ** 2).mean(dim=(1, 2))
+        return psnr(err)
+
+    loop = LoopConfig(lr=config.lr, max_steps=config.max_steps, target=config.target_psnr)
+    return (yield from fit_loop(start, loss_fn, quality_fn, loop, stage="fit images"))
+
+
+def outcome_to_inrs(
+    spec: INRSpec, outcome: FitOutcome, metas: list[dict], quality_key: str
+) -> list[INR]:
+    """Split a batched FitOutcome into INRs whose metadata records the fit quality and steps."""
+    per_item_seconds = outcome.seconds / max(1, len(metas))
+    inrs = []
+    for i, meta in enumerate(metas):
+        m = dict(meta)
+        m.update({
+            quality_key: round(float(outcome.quality[i]), 4),
+            "fit_steps": int(outcome.steps[i]),
+            "fit_reached_target": bool(outcome.reached[i]),
+            "fit_seconds": round(per_item_seconds, 4),
+            "fitted_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        })
+        inrs.append(INR.from_batch(spec, outcome.params, i, m))
+    return inrs

@@ -1,0 +1,191 @@
+"""The facade both front doors (the ``equigen`` CLI and the desktop app) call.
+
+Every long operation here is a progress generator (engine.progress); quick ones are plain
+functions. Nothing here prints or touches Qt.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from engine.decode import extract_mesh, render_image
+from engine.errors import InputError
+from engine.export import export_mesh, export_png, mesh_format
+from engine.fit.images import IMAGE_SUFFIXES, ImageFitConfig, fit_images, load_gray, to_frame
+from engine.fit.loop import FitOutcome
+from engine.fit.meshes import (
+    MESH_SUFFIXES, MeshFitConfig, fit_occupancy, load_mesh, normalise_mesh, sample_occupancy,
+)
+from engine.fit.images import outcome_to_inrs
+from engine.functional import Params, init_from_seed
+from engine.inr_io import INR, INR_SUFFIXES, TORCH_SUFFIXES, load_inr, save_inr
+from engine.progress import Progress, ProgressGen, relay
+from engine.spec import HD_OCCUPANCY, MNIST_SIREN, INRSpec
+
+
+@dataclass(frozen=True)
+class InitChoice:
+    """Where fitting starts: one shared weight set from a seed, or from an INR file."""
+
+    seed: int = 0
+    file: str | None = None
+
+    def params(self, spec: INRSpec) -> tuple[Params, str]:
+        """The initial weights ``(1, *shape)`` for ``spec`` and an id recorded in metadata."""
+        if self.file is None:
+            return init_from_seed(spec, self.seed), f"seed:{self.seed}"
+        inr = load_inr(self.file)
+        if inr.spec != spec:
+            raise InputError(
+                f"{self.file}: initial weights are for spec {inr.spec.name!r}, "
+                f"but these inputs need {spec.name!r}"
+            )
+        return inr.batched(), f"file:{Path(self.file).name}"
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """The outcome for one input file."""
+
+    input: str
+    output: str
+    spec: str
+    metric: str
+    quality: float
+    reached_target: bool
+    steps: int
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def input_kind(path: str | os.PathLike) -> str:
+    """``"image"``, ``"mesh"`` or ``"inr"`` from the extension; InputError otherwise."""
+    ext = Path(path).suffix.lower()
+    if ext in IMAGE_SUFFIXES:
+        return "image"
+    if ext in MESH_SUFFIXES:
+        return "mesh"
+    if ext in INR_SUFFIXES + TORCH_SUFFIXES:
+        return "inr"
+    raise InputError(
+        f"{path}: unsupported file type {ext or '(none)'}; give images "
+        f"({', '.join(IMAGE_SUFFIXES)}) or meshes ({', '.join(MESH_SUFFIXES)})"
+    )
+
+
+def _output_paths(inputs: Sequence[Path], out_dir: Path) -> list[Path]:
+    used: set[str] = set()
+    outs = []
+    for p in inputs:
+        name, k = p.stem, 1
+        while name in used:
+            name = f"{p.stem}_{k}"
+            k += 1
+        used.add(name)
+        outs.append(out_dir / f"{name}.safetensors")
+    return outs
+
+
+def fit_files(
+    inputs: Sequence[str | os.PathLike],
+    out_dir: str | os.PathLike,
+    init: InitChoice = InitChoice(),
+    image_config: ImageFitConfig = ImageFitConfig(),
+    mesh_config: MeshFitConfig = MeshFitConfig(),
+    image_spec: INRSpec = MNIST_SIREN,
+    mesh_spec: INRSpec = HD_OCCUPANCY,
+) -> ProgressGen[list[FitReport]]:
+    """Fit one INR per image or mesh file and write ``out_dir/<stem>.safetensors``.
+
+    Every input is read before any fitting starts, so a bad file fails fast. Files are written
+    batch by batch: a cancel keeps the batches already finished.
+    """
+    paths = [Path(p) for p in inputs]
+    if not paths:
+        raise InputError("no inputs given; pass image or mesh files to fit")
+    kinds = [input_kind(p) for p in paths]
+    if "inr" in kinds:
+        bad = paths[kinds.index("inr")]
+        raise InputError(f"{bad}: already an INR; use 'equigen convert' or 'equigen info' on it")
+    out_dir = Path(out_dir)
+    outs = dict(zip(paths, _output_paths(paths, out_dir)))
+    images = [(p, to_frame(load_gray(p), image_spec.grid_size, image_config.invert))
+              for p, k in zip(paths, kinds) if k == "image"]
+    meshes = [(p, normalise_mesh(load_mesh(p))) for p, k in zip(paths, kinds) if k == "mesh"]
+    total = len(paths)
+    reports: list[FitReport] = []
+
+    if images:
+        params, init_id = init.params(image_spec)
+        for s in range(0, len(images), image_config.batch_size):
+            batch = images[s : s + image_config.batch_size]
+            frames = np.stack([f for _, f in batch])
+            outcome = yield from relay(
+                fit_images(frames, params, image_spec, image_config), "fit", len(reports), total
+            )
+            reports += _write(image_spec, outcome, batch, outs, "psnr_db", "image", init_id)
+            yield Progress("fit", len(reports), total, f"wrote {len(reports)} of {total}")
+
+    if meshes:
+        params, init_id = init.params(mesh_spec)
+        for s in range(0, len(meshes), mesh_config.batch_size):
+            batch = meshes[s : s + mesh_config.batch_size]
+            samples = []
+            for i, (p, m) in enumerate(batch):
+                samples.append(sample_occupancy(m, mesh_spec, mesh_config, seed=mesh_config.seed + s + i))
+                yield Progress("sample", len(reports), total, f"sampled {p.name}")
+            outcome = yield from relay(
+                fit_occupancy(samples, params, mesh_spec, mesh_config), "fit", len(reports), total
+            )
+            reports += _write(mesh_spec, outcome, batch, outs, "iou", "mesh", init_id)
+            yield Progress("fit", len(reports), total, f"wrote {len(reports)} of {total}")
+    return reports
+
+
+def _write(spec, outcome: FitOutcome, batch, outs, metric: str, kind: str, init_id: str):
+    metas = [{"source": p.name, "source_kind": kind, "init": init_id} for p, _ in batch]
+    inrs = outcome_to_inrs(spec, outcome, metas, metric)
+    reports = []
+    for (p, _), inr in zip(batch, inrs):
+        save_inr(outs[p], inr)
+        reports.append(FitReport(
+            input=str(p), output=str(outs[p]), spec=spec.name, metric=metric,
+            quality=inr.meta[metric], reached_target=inr.meta["fit_reached_target"],
+            steps=inr.meta["fit_steps"], seconds=inr.meta["fit_seconds"],
+        ))
+    return reports
+
+
+def render_to_png(inr: INR, out: str | os.PathLike, size: int = 256, resolution: int = 128,
+                  continuous: bool = False) -> Path:
+    """2D INR → its image; 3D INR → an off-screen shaded render of its mesh. Writes a PNG."""
+    if inr.spec.in_dim == 2:
+        return export_png(render_image(inr, size, continuous), out)
+    from engine.render import render_mesh  # VTK loads only when a 3D render is asked for
+
+    return export_png(render_mesh(extract_mesh(inr, resolution), size), out)
+
+
+def mesh_to_file(inr: INR, out: str | os.PathLike, resolution: int = 128) -> trimesh.Trimesh:
+    """Extract a 3D INR's mesh and write it in the format of ``out``'s extension."""
+    mesh_format(out)  # refuse an unknown extension before the work
+    mesh = extract_mesh(inr, resolution)
+    export_mesh(mesh, out)
+    return mesh
+
+
+def convert_file(src: str | os.PathLike, out: str | os.PathLike) -> INR:
+    """Import a DWSNets/HyperDiffusion ``.pth`` (or re-save any INR) as ``.safetensors``."""
+    if Path(out).suffix.lower() != ".safetensors":
+        raise InputError(f"{out}: the output must end in .safetensors")
+    inr = load_inr(src)
+    save_inr(out, inr)
+    return inr
