@@ -1,0 +1,1 @@
+"""Data sources that packages on the machine provide, and (later) corpus builders and the store."""

@@ -1,0 +1,76 @@
+"""Fixtures made by the tests themselves: real glyphs from installed fonts, Fashion-MNIST from
+Debian's package, and meshes from trimesh primitives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+FONT_DIRS = [Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype/liberation")]
+
+
+def font_files() -> list[Path]:
+    files = []
+    for d in FONT_DIRS:
+        files += sorted(d.glob("*.ttf"))
+    return files
+
+
+def render_glyph(font_path: Path, char: str, size: int = 28) -> np.ndarray:
+    """MNIST-style glyph: white on black, fitted in a 20×20 box and centred in ``size × size``."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(font_path), 64)
+    canvas = Image.new("L", (128, 128), 0)
+    ImageDraw.Draw(canvas).text((32, 16), char, fill=255, font=font)
+    box = canvas.getbbox()
+    glyph = canvas.crop(box)
+    scale = 20 / max(glyph.size)
+    glyph = glyph.resize((max(1, round(glyph.width * scale)), max(1, round(glyph.height * scale))),
+                         Image.Resampling.LANCZOS)
+    frame = Image.new("L", (size, size), 0)
+    frame.paste(glyph, ((size - glyph.width) // 2, (size - glyph.height) // 2))
+    return np.asarray(frame, dtype=np.float32) / 255.0
+
+
+@pytest.fixture(scope="session")
+def glyphs() -> np.ndarray:
+    fonts = font_files()
+    if not fonts:
+        pytest.fail("no DejaVu/Liberation fonts installed: apt-get install fonts-dejavu-core fonts-liberation")
+    chars = "0123456789AbQ"
+    return np.stack([render_glyph(fonts[i % len(fonts)], c) for i, c in enumerate(chars)])
+
+
+@pytest.fixture(scope="session")
+def fashion() -> np.ndarray:
+    from engine.data.idx import fashion_mnist
+
+    images, _ = fashion_mnist("test")
+    return images[:24].astype(np.float32) / 255.0
+
+
+@pytest.fixture(scope="session")
+def fitted_shape():
+    """A fitted hd-occupancy INR of a ring-with-bar shape (IoU ≥ 0.95), made once per session."""
+    import trimesh
+
+    from engine.fit.meshes import fit_occupancy, normalise_mesh, sample_occupancy
+    from engine.functional import init_from_seed
+    from engine.inr_io import INR
+    from engine.progress import drive
+    from engine.spec import HD_OCCUPANCY
+
+    ring = trimesh.creation.annulus(0.2, 0.4, 0.25)
+    bar = trimesh.creation.box((0.15, 0.15, 0.9))
+    shape = trimesh.boolean.union([ring, bar], engine="manifold")
+    samples = [sample_occupancy(normalise_mesh(shape), seed=1)]
+    out = drive(fit_occupancy(samples, init_from_seed(HD_OCCUPANCY, 0)))
+    return INR.from_batch(HD_OCCUPANCY, out.params, 0, {"iou": float(out.quality[0])}), out
