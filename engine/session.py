@@ -15,7 +15,7 @@ import numpy as np
 import trimesh
 
 from engine.decode import extract_mesh, render_image
-from engine.errors import InputError
+from engine.errors import EmptyFieldError, EquigenError, InputError
 from engine.export import export_mesh, export_png, mesh_format
 from engine.fit.images import IMAGE_SUFFIXES, ImageFitConfig, fit_images, load_gray, to_frame
 from engine.fit.loop import FitOutcome
@@ -189,3 +189,84 @@ def convert_file(src: str | os.PathLike, out: str | os.PathLike) -> INR:
     inr = load_inr(src)
     save_inr(out, inr)
     return inr
+
+
+@dataclass(frozen=True)
+class Preview:
+    """An opened INR ready to show: its 2D image or a coarse 3D mesh for a thumbnail."""
+
+    path: str
+    inr: INR
+    image: np.ndarray | None = None  # (S, S) uint8 for 2D INRs
+    mesh: trimesh.Trimesh | None = None  # for 3D INRs; None when the field has no surface
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class OpenResult:
+    previews: list[Preview]
+    problems: list[str]  # one line per file that could not be opened
+
+
+def preview(path: str | os.PathLike, inr: INR, image_size: int = 128,
+            mesh_resolution: int = 64) -> Preview:
+    """Decode an INR for display: an image for 2D, a coarse mesh for 3D."""
+    if inr.spec.in_dim == 2:
+        return Preview(str(path), inr, image=render_image(inr, image_size))
+    try:
+        return Preview(str(path), inr, mesh=extract_mesh(inr, mesh_resolution))
+    except EmptyFieldError as e:
+        return Preview(str(path), inr, note=str(e))
+
+
+def open_files(
+    paths: Sequence[str | os.PathLike], fit_dir: str | os.PathLike,
+    init: InitChoice = InitChoice(),
+) -> ProgressGen[OpenResult]:
+    """Open INR files as they are and fit images and meshes first (into ``fit_dir``).
+
+    A file that cannot be opened is reported in ``problems`` and the rest still open.
+    """
+    inr_paths, to_fit, problems = [], [], []
+    for p in map(Path, paths):
+        try:
+            (inr_paths if input_kind(p) == "inr" else to_fit).append(p)
+        except EquigenError as e:
+            problems.append(str(e))
+    readable = []
+    for p in to_fit:  # read each input once up front, so one bad file does not stop the rest
+        try:
+            load_gray(p) if input_kind(p) == "image" else load_mesh(p)
+            readable.append(p)
+        except EquigenError as e:
+            problems.append(str(e))
+    total = len(inr_paths) + len(readable)
+    previews: list[Preview] = []
+    if readable:
+        reports = yield from relay(fit_files(readable, fit_dir, init), "fit", 0, total)
+        inr_paths += [Path(r.output) for r in reports]
+    for i, p in enumerate(inr_paths):
+        try:
+            previews.append(preview(p, load_inr(p)))
+        except EquigenError as e:
+            problems.append(str(e))
+        yield Progress("open", i + 1, len(inr_paths), f"opened {p.name}")
+    return OpenResult(previews, problems)
+
+
+def export_previews(previews: Sequence[Preview], folder: str | os.PathLike, mesh_ext: str = ".obj",
+                    image_size: int = 256, resolution: int = 128) -> ProgressGen[list[Path]]:
+    """Write each 2D INR as PNG and each 3D INR as a mesh (``mesh_ext``: .obj .ply .stl .glb)."""
+    folder = Path(folder)
+    mesh_format(f"x{mesh_ext}")
+    written: list[Path] = []
+    for i, pv in enumerate(previews):
+        stem = Path(pv.path).stem
+        if pv.inr.spec.in_dim == 2:
+            written.append(export_png(render_image(pv.inr, image_size), folder / f"{stem}.png"))
+        else:
+            out = folder / f"{stem}{mesh_ext}"
+            mesh_to_file(pv.inr, out, resolution)
+            written.append(out)
+        yield Progress("export", i + 1, len(previews), f"wrote {written[-1].name}")
+    return written

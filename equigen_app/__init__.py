@@ -1,0 +1,1 @@
+"""EquiGen Studio: the Qt desktop front end over the engine."""

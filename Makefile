@@ -1,0 +1,21 @@
+# `make run` installs everything and starts the studio on its bundled examples;
+# `make test` installs everything and runs the test suite.
+PY := .venv/bin/python
+
+.PHONY: install run test bench examples
+
+install:
+	bash packaging/install.sh
+
+run: install
+	.venv/bin/equigen-studio
+
+test: install
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests
+	QT_QPA_PLATFORM=offscreen .venv/bin/equigen-studio --self-test
+
+bench: install
+	$(PY) benchmarks/bench_foundation.py
+
+examples: install
+	$(PY) packaging/make_examples.py

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# One-step setup on a fresh Debian/Ubuntu machine: system packages, then a virtual environment
+# in .venv with the project installed (editable) and its test tools. Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+  # Off-screen 3D rendering (VTK picks EGL when there is no display) and Qt's xcb platform.
+  libegl1 libgl1 libegl-mesa0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1
+  libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libdbus-1-3 libfontconfig1
+  # A virtual screen for screenshots and the interactive 3D view in tests.
+  xvfb
+  # Offline data: Fashion-MNIST idx files and fonts for glyph corpora and tests.
+  dataset-fashion-mnist fonts-dejavu-core fonts-liberation
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -eq 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "install.sh: please install these Debian packages as root: ${missing[*]}" >&2; exit 1
+  fi
+  echo "install.sh: installing ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+# torch is pinned to 2.13.* in pyproject.toml: it resolves to the CPU build, never the CUDA one.
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+echo "install.sh: ready (.venv)"
