@@ -92,3 +92,19 @@ def test_errors_are_one_line_with_nonzero_exit(capsys, tmp_path, monkeypatch, ar
     assert len(err.strip().splitlines()) == 1, err
     assert needle in err
     assert "Traceback" not in err
+
+
+def test_fit_from_an_init_file_records_it_and_checks_its_spec(capsys, inputs):
+    d = inputs
+    from engine.functional import init_from_seed
+    from engine.inr_io import INR, load_inr, save_inr
+    from engine.spec import HD_OCCUPANCY, MNIST_SIREN
+
+    save_inr(d / "start.safetensors", INR.from_batch(MNIST_SIREN, init_from_seed(MNIST_SIREN, 42), 0))
+    code, out, err = _run(capsys, "fit", d / "shirt.png", "--out", d / "o", "--init", d / "start.safetensors", "--json")
+    assert code == 0, err
+    assert load_inr(d / "o" / "shirt.safetensors").meta["init"] == "file:start.safetensors"
+    save_inr(d / "start3d.safetensors", INR.from_batch(HD_OCCUPANCY, init_from_seed(HD_OCCUPANCY, 0), 0))
+    code, _, err = _run(capsys, "fit", d / "shirt.png", "--out", d / "o2", "--init", d / "start3d.safetensors")
+    assert code == 2 and "initial weights are for spec 'hd-occupancy'" in err
+    assert not (d / "o2").exists() or not any((d / "o2").iterdir())
