@@ -142,6 +142,75 @@ def cmd_convert(args) -> None:
           f"wrote {args.out} ({inr.spec.name})")
 
 
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(t for t in (x.strip() for x in text.split(",")) if t)
+
+
+def _distributed():
+    """(rank, world, barrier) under torchrun (gloo on CPU), else (0, 1, None)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, None
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo")
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    return dist.get_rank(), world, dist.barrier
+
+
+def cmd_data_build(args) -> None:
+    import dataclasses
+
+    from engine.data.build import BuildConfig, build_corpus
+
+    cfg = BuildConfig(
+        kind=args.kind, per_class=args.per_class, inits=args.inits, seed=args.seed,
+        init_mode=args.init_mode, source_classes=args.source_classes,
+        target_classes=args.target_classes, root=args.root,
+        fonts=tuple(args.fonts) if args.fonts else BuildConfig.fonts,
+        families=args.families, count=args.count, chunk_size=args.chunk_size,
+    )
+    if args.max_steps:
+        cfg = dataclasses.replace(
+            cfg, image_fit=dataclasses.replace(cfg.image_fit, max_steps=args.max_steps),
+            mesh_fit=dataclasses.replace(cfg.mesh_fit, max_steps=args.max_steps))
+    rank, world, barrier = _distributed()
+    bar = _ProgressLine(not args.json and rank == 0)
+    summary = drive(build_corpus(cfg, args.out, rank, world, barrier), on_progress=bar)
+    bar.finish()
+    if rank == 0:
+        _emit(args, summary, _describe_corpus(summary))
+
+
+def _describe_corpus(s: dict) -> str:
+    q = s["mean_quality"]
+    unit = {"psnr_db": " dB PSNR", "iou": " IoU"}.get(s["metric"] or "", "")
+    lines = [
+        f"corpus:   {s['path']} ({s['kind']}, {s['status']})",
+        f"spec:     {s['spec']}; init {s['init_mode']}, {s['inits']} fit(s) per item",
+        f"INRs:     {s['num_inrs']:,} of {s['num_items']:,} items; "
+        + ", ".join(f"{k} {v:,}" for k, v in sorted(s["per_split"].items())),
+        f"quality:  mean {q:.3f}{unit}" if q is not None else "quality:  (not recorded)",
+        f"source:   {', '.join(s['source_classes'])}",
+        f"target:   {', '.join(s['target_classes']) or '(none)'}",
+        f"skipped:  {s['skipped']}",
+        f"size:     {s['size_bytes'] / 1e6:.1f} MB",
+    ]
+    return "\n".join(lines)
+
+
+def cmd_data_info(args) -> None:
+    from engine.data.store import summarise
+
+    s = summarise(args.dir)
+    _emit(args, s, _describe_corpus(s) + "\nper class: " + ", ".join(
+        f"{c} {v['source'] + v['target']}" for c, v in s["per_class"].items()))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="equigen", description="EquiGen: few-shot generation of implicit neural "
                                             "representations (images and 3D shapes).")
@@ -196,6 +265,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help=".safetensors path")
     common(sp)
     sp.set_defaults(func=cmd_convert)
+
+    data = sub.add_parser("data", help="build and inspect INR corpora")
+    dsub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
+    sp = dsub.add_parser("build", help="fit a labelled corpus of INRs (resumable; torchrun-aware)")
+    sp.add_argument("kind", choices=["glyphs", "fashion-mnist", "images", "meshes", "inrs",
+                                     "shapes3d", "glyphs3d"])
+    sp.add_argument("--out", required=True, help="corpus folder (resumes if it holds this build)")
+    sp.add_argument("--per-class", type=int, default=None, help="at most N items per class")
+    sp.add_argument("--inits", type=int, default=1,
+                    help="fits per item; fits 2..K start from other random inits (contrastive positives)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--init-mode", choices=["shared", "independent"], default="shared",
+                    help="first fit of every item from one shared init (default) or its own")
+    sp.add_argument("--source-classes", type=_csv, default=None, metavar="A,B,...")
+    sp.add_argument("--target-classes", type=_csv, default=None, metavar="A,B,...")
+    sp.add_argument("--root", default=None, help="input folder (images, meshes, inrs; fashion-mnist idx)")
+    sp.add_argument("--fonts", action="append", default=None, metavar="DIR",
+                    help="font folder for glyphs/glyphs3d (repeatable; default /usr/share/fonts)")
+    sp.add_argument("--families", type=_csv, default=None, help="shapes3d families (default all)")
+    sp.add_argument("--count", type=int, default=250, help="shapes3d: shapes per family")
+    sp.add_argument("--chunk-size", type=int, default=None, help="items per shard")
+    sp.add_argument("--max-steps", type=int, default=None, help="fitting step budget per INR")
+    common(sp)
+    sp.set_defaults(func=cmd_data_build)
+    sp = dsub.add_parser("info", help="counts per class and split, quality, spec, arguments")
+    sp.add_argument("dir")
+    common(sp)
+    sp.set_defaults(func=cmd_data_info)
     return p
 
 

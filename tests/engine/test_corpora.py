@@ -1,0 +1,214 @@
+"""Corpus builders on small builds: counts, splits, resume, duplicate fonts, torchrun equality,
+skipped inputs, statistics and the streaming dataset."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from engine.data.build import BuildConfig, build_corpus
+from engine.data.dataset import INRDataset, ShardStream, collate
+from engine.data.glyphs import find_fonts, select_fonts
+from engine.data.store import read_manifest, read_stats, summarise
+from engine.errors import InputError
+from engine.functional import forward, image_grid
+from engine.progress import drive
+
+from ..conftest import FONT_DIRS
+
+
+def _build(tmp, **kw):
+    out = kw.pop("out", tmp / "corpus")
+    return drive(build_corpus(BuildConfig(**kw), out)), out
+
+
+@pytest.fixture(scope="module")
+def font_dir(tmp_path_factory):
+    """Three real fonts plus a byte-identical copy of one and a renamed copy of another."""
+    d = tmp_path_factory.mktemp("fonts")
+    fonts = [p for p in sorted(FONT_DIRS[0].glob("*.ttf"))][:3]
+    assert len(fonts) == 3, "install fonts-dejavu-core"
+    for p in fonts:
+        shutil.copy(p, d / p.name)
+    shutil.copy(fonts[0], d / "copy_of_first.ttf")
+    (d / "sub").mkdir()
+    shutil.copy(fonts[1], d / "sub" / "renamed.ttf")
+    return d
+
+
+def test_duplicate_fonts_are_dropped(font_dir):
+    sel = select_fonts(find_fonts([font_dir]))
+    assert len(sel.kept) == 3
+    assert len(sel.duplicates) == 2
+    assert any(d.startswith("copy_of_first.ttf =") or "= copy_of_first.ttf" in d for d in sel.duplicates)
+
+
+def test_glyph_corpus_classes_counts_and_splits(tmp_path, font_dir):
+    summary, out = _build(tmp_path, kind="glyphs", fonts=(str(font_dir),), per_class=2,
+                          target_classes=("9", "Q"))
+    classes = summary["per_class"]
+    assert len(classes) == 62
+    assert all(v["source"] + v["target"] == 2 for v in classes.values())
+    assert classes["9"] == {"source": 0, "target": 2} and classes["Q"]["target"] == 2
+    assert summary["per_split"] == {"source": 120, "target": 4}
+    assert summary["mean_quality"] >= 30.0
+    assert summary["init_mode"] == "shared"
+    manifest = read_manifest(out)
+    assert manifest["source_details"]["fonts_kept"] == 3
+
+
+def test_fashion_mnist_defaults_stats_and_init(tmp_path):
+    summary, out = _build(tmp_path, kind="fashion-mnist", per_class=6, inits=2, chunk_size=25)
+    assert summary["target_classes"] == ["ankle_boot", "bag"]
+    assert summary["num_inrs"] == 120 and summary["num_items"] == 60
+    index = [json.loads(line) for line in open(out / "index.jsonl")]
+    assert {r["init"] for r in index if r["init_k"] == 0} == {"shared:0"}
+    assert len({r["init"] for r in index if r["init_k"] == 1}) == 60  # one random init per item
+    mean, std = read_stats(out)
+    ds = INRDataset(out, split="source", init_k=0)
+    stacked = ds.stacked()
+    for k in mean:
+        torch.testing.assert_close(mean[k], stacked[k].mean(0), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(std[k], stacked[k].std(0, unbiased=False), atol=1e-5, rtol=1e-3)
+    # The stored weights decode to their images.
+    rec = ds[0]
+    img = forward(ds.spec, {k: v[None] for k, v in rec["params"].items()}, image_grid(28))
+    assert img.shape == (1, 784, 1) and float(img.std()) > 0.05
+
+
+def test_interrupted_build_resumes_where_it_stopped(tmp_path):
+    cfg = BuildConfig(kind="fashion-mnist", per_class=4, chunk_size=10)
+    out = tmp_path / "c"
+    gen = build_corpus(cfg, out)
+    for event in gen:  # stop right after the second shard is written
+        if event.stage == "build" and event.done == 2:
+            gen.close()
+            break
+    shards = sorted((out / "shards").glob("*.safetensors"))
+    assert len(shards) == 2 and read_manifest(out)["status"] == "building"
+    first_bytes = shards[0].read_bytes()
+    events = []
+    summary = drive(build_corpus(cfg, out), on_progress=events.append)
+    assert summary["status"] == "complete" and summary["num_inrs"] == 40
+    assert shards[0].read_bytes() == first_bytes  # not refitted
+    assert sum(e.stage == "build" for e in events) == 2  # only the two missing chunks
+    with pytest.raises(InputError, match="other arguments"):
+        drive(build_corpus(BuildConfig(kind="fashion-mnist", per_class=5, chunk_size=10), out))
+
+
+def test_corrupt_input_is_skipped_not_fatal(tmp_path, fashion):
+    root = tmp_path / "imgs"
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        for i in range(3):
+            Image.fromarray((fashion[i + (3 if cls == "b" else 0)] * 255).astype(np.uint8)).save(root / cls / f"{i}.png")
+    (root / "b" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    summary, out = _build(tmp_path, kind="images", root=str(root), target_classes=("b",))
+    assert summary["num_inrs"] == 6 and summary["skipped"] == 1
+    assert "broken.png" in read_manifest(out)["skipped"][0]["item"]
+
+
+def test_inrs_corpus_imports_dwsnets_files_without_refitting(tmp_path):
+    from .test_spec_and_forward import DWSNetsSiren
+
+    root = tmp_path / "mnist-inrs"
+    nets = {}
+    for digit in range(10):
+        for idx in range(2):
+            d = root / f"mnist_png_training_{digit}_{idx}" / "checkpoints"
+            d.mkdir(parents=True)
+            torch.manual_seed(digit * 10 + idx)
+            net = DWSNetsSiren()
+            torch.save({"params": net.state_dict()}, d / "model_final.pth")
+            nets[f"mnist_png_training_{digit}_{idx}/checkpoints/model_final.pth"] = net
+    (root / "mnist_png_training_3_9" / "checkpoints").mkdir(parents=True)
+    (root / "mnist_png_training_3_9" / "checkpoints" / "model_final.pth").write_bytes(b"truncated")
+    summary, out = _build(tmp_path, kind="inrs", root=str(root))
+    assert summary["num_inrs"] == 20 and summary["skipped"] == 1
+    assert summary["target_classes"] == ["9"] and summary["init_mode"] == "imported"
+    ds = INRDataset(out, split="all")
+    for rec in (ds[0], ds[7]):
+        ref = nets[rec["item"]].state_dict()
+        assert all(torch.equal(rec["params"][k], ref[k]) for k in ref)
+
+
+def test_shapes3d_corpus(tmp_path):
+    summary, out = _build(tmp_path, kind="shapes3d", families=("chair", "mug"), count=2,
+                          target_classes=("mug",))
+    assert summary["num_inrs"] == 4 and summary["per_split"] == {"source": 2, "target": 2}
+    assert summary["mean_quality"] >= 0.93
+    assert summary["spec"] == "hd-occupancy"
+
+
+def test_torchrun_build_equals_single_process(tmp_path):
+    torchrun = Path(sys.executable).parent / "torchrun"
+    args = ["data", "build", "fashion-mnist", "--per-class", "5", "--chunk-size", "10", "--json"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    single = subprocess.run([sys.executable, "-m", "engine", "--threads", "1", *args, "--out", str(tmp_path / "one")],
+                            capture_output=True, text=True, env=env)
+    assert single.returncode == 0, single.stderr
+    multi = subprocess.run([str(torchrun), "--nproc_per_node=2", "--master_port=29533", "-m", "engine", *args,
+                            "--out", str(tmp_path / "two")], capture_output=True, text=True, env=env)
+    assert multi.returncode == 0, multi.stderr[-3000:]
+    assert (tmp_path / "one" / "index.jsonl").read_text() == (tmp_path / "two" / "index.jsonl").read_text()
+    for shard in sorted((tmp_path / "one" / "shards").iterdir()):
+        a, b = load_file(shard), load_file(tmp_path / "two" / "shards" / shard.name)
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_datasets_stream_with_transforms(tmp_path):
+    _, out = _build(tmp_path, kind="fashion-mnist", per_class=3, chunk_size=7)
+    flips = []
+
+    def negate(params):
+        flips.append(1)
+        return {k: -v for k, v in params.items()}
+
+    ds = INRDataset(out, split="source", transform=negate)
+    assert len(ds) == 24 and len(flips) == 0
+    plain = INRDataset(out, split="source")
+    torch.testing.assert_close(ds[3]["params"]["seq.0.weight"], -plain[3]["params"]["seq.0.weight"])
+    stream = ShardStream(out, split="target", seed=1)
+    seen = list(stream)
+    assert len(seen) == 6 and {r["class"] for r in seen} == {"ankle_boot", "bag"}
+    stream.set_epoch(1)
+    assert [r["item"] for r in stream] != [r["item"] for r in seen] or len(seen) < 3
+    batch = collate(seen[:4])
+    assert batch["params"]["seq.1.weight"].shape == (4, 32, 32) and batch["label"].shape == (4,)
+    loader = torch.utils.data.DataLoader(plain, batch_size=5, collate_fn=collate, num_workers=0)
+    assert sum(b["label"].numel() for b in loader) == 24
+
+
+def test_bad_build_arguments_say_what_to_do(tmp_path):
+    with pytest.raises(InputError, match="needs --root"):
+        BuildConfig(kind="images")
+    with pytest.raises(InputError, match="unknown classes"):
+        _build(tmp_path, kind="fashion-mnist", per_class=1, target_classes=("unicorn",))
+    with pytest.raises(InputError, match="no files in class subfolders"):
+        (tmp_path / "empty").mkdir()
+        _build(tmp_path, kind="images", root=str(tmp_path / "empty"), out=tmp_path / "x")
+
+
+def test_data_cli(tmp_path, capsys):
+    from engine.cli import main
+
+    assert main(["data", "build", "fashion-mnist", "--out", str(tmp_path / "c"), "--per-class", "2",
+                 "--target-classes", "bag,coat", "--json"]) == 0
+    built = json.loads(capsys.readouterr().out)
+    assert built["target_classes"] == ["bag", "coat"]
+    assert main(["data", "info", str(tmp_path / "c"), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["num_inrs"] == 20 and info["per_class"]["bag"] == {"source": 0, "target": 2}
+    assert info["builder_args"]["per_class"] == 2
+    assert main(["data", "info", str(tmp_path)]) == 2
+    assert "not a corpus directory" in capsys.readouterr().err
