@@ -211,6 +211,52 @@ def cmd_data_info(args) -> None:
         f"{c} {v['source'] + v['target']}" for c, v in s["per_class"].items()))
 
 
+def cmd_data_sheet(args) -> None:
+    from engine.data.contact_sheet import contact_sheet
+    from engine.export import export_png
+
+    if not args.out.lower().endswith(".png"):
+        raise EquigenError(f"{args.out}: the output must end in .png")
+    bar = _ProgressLine(not args.json)
+    sheet = drive(contact_sheet(args.dir, args.per_class, args.classes, args.tile, args.seed,
+                                args.resolution), on_progress=bar)
+    bar.finish()
+    export_png(sheet, args.out)
+    _emit(args, {"dir": args.dir, "output": args.out, "size": list(sheet.shape[:2])},
+          f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]})")
+
+
+def cmd_pretrain(args) -> None:
+    from engine.encoder.pretrain import PretrainConfig, pretrain, with_overrides
+
+    cfg = with_overrides(PretrainConfig(), epochs=args.epochs, batch_size=args.batch_size,
+                         lr=args.lr, seed=args.seed, max_minutes=args.minutes,
+                         width=args.width, depth=args.depth)
+    rank, world, _ = _distributed()
+    bar = _ProgressLine(not args.json and rank == 0)
+    summary = drive(pretrain(args.data, args.out, cfg, rank, world), on_progress=bar)
+    bar.finish()
+    if rank == 0:
+        _emit(args, dict(summary, output=args.out),
+              f"wrote {args.out}: {summary['steps']} steps ({summary['epochs']:.1f} epochs) in "
+              f"{summary['seconds']:.0f} s, final loss {summary['final_loss']:.3f}")
+
+
+def cmd_eval_encoder(args) -> None:
+    from engine.encoder.evaluate import evaluate_encoder
+    from engine.encoder.model import load_encoder
+
+    enc, _ = load_encoder(args.encoder)
+    r = evaluate_encoder(enc, args.data, k=args.k)
+    lines = [f"target classes: {', '.join(r['target_classes'])} ({r['num_inrs']} INRs, chance {r['chance']:.2f})",
+             f"{'':18}{'k-NN acc':>10}{'retrieval':>11}"]
+    for name in ("encoder", "random_encoder", "raw_weights"):
+        ret = r["retrieval_accuracy"][name] if r["retrieval_accuracy"] else float("nan")
+        lines.append(f"{name:18}{r['knn_accuracy'][name]:>10.3f}{ret:>11.3f}")
+    lines.append(f"invariance error: {r['invariance_error']:.2e}")
+    _emit(args, r, "\n".join(lines))
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="equigen", description="EquiGen: few-shot generation of implicit neural "
                                             "representations (images and 3D shapes).")
@@ -266,6 +312,26 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=cmd_convert)
 
+    sp = sub.add_parser("pretrain", help="contrastive pre-training of the equivariant encoder")
+    sp.add_argument("--data", required=True, help="corpus folder (its source split is used)")
+    sp.add_argument("--out", required=True, help="encoder .safetensors (resumes from OUT.ckpt)")
+    sp.add_argument("--epochs", type=int, default=None)
+    sp.add_argument("--batch-size", type=int, default=None)
+    sp.add_argument("--width", type=int, default=None, help="channels of the equivariant layers")
+    sp.add_argument("--depth", type=int, default=None, help="number of equivariant layers")
+    sp.add_argument("--lr", type=float, default=None)
+    sp.add_argument("--seed", type=int, default=None)
+    sp.add_argument("--minutes", type=float, default=None, help="stop and save after this long")
+    common(sp)
+    sp.set_defaults(func=cmd_pretrain)
+
+    sp = sub.add_parser("eval-encoder", help="k-NN, retrieval and invariance on held-out classes")
+    sp.add_argument("--encoder", required=True)
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--k", type=int, default=5)
+    common(sp)
+    sp.set_defaults(func=cmd_eval_encoder)
+
     data = sub.add_parser("data", help="build and inspect INR corpora")
     dsub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     sp = dsub.add_parser("build", help="fit a labelled corpus of INRs (resumable; torchrun-aware)")
@@ -293,6 +359,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("dir")
     common(sp)
     sp.set_defaults(func=cmd_data_info)
+    sp = dsub.add_parser("sheet", help="contact sheet: decoded INRs of each class in a grid (PNG)")
+    sp.add_argument("dir")
+    sp.add_argument("--out", required=True, help="PNG path")
+    sp.add_argument("--per-class", type=int, default=8)
+    sp.add_argument("--classes", type=_csv, default=None, metavar="A,B,...")
+    sp.add_argument("--tile", type=int, default=96, help="tile side in pixels")
+    sp.add_argument("--resolution", type=int, default=64, help="3D: marching-cubes resolution")
+    sp.add_argument("--seed", type=int, default=0)
+    common(sp)
+    sp.set_defaults(func=cmd_data_sheet)
     return p
 
 

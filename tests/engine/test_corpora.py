@@ -212,3 +212,15 @@ def test_data_cli(tmp_path, capsys):
     assert info["builder_args"]["per_class"] == 2
     assert main(["data", "info", str(tmp_path)]) == 2
     assert "not a corpus directory" in capsys.readouterr().err
+
+
+def test_contact_sheet_shows_decoded_inrs(tmp_path):
+    from engine.data.contact_sheet import LABEL_WIDTH, contact_sheet
+
+    _, out = _build(tmp_path, kind="fashion-mnist", per_class=2)
+    sheet = drive(contact_sheet(out, per_class=3, tile=32))
+    assert sheet.shape == (10 * 32, LABEL_WIDTH + 3 * 32, 3)
+    tiles = sheet[:, LABEL_WIDTH:]
+    # Two real items per class, then one empty tile: the sheet shows what is there, nothing more.
+    assert tiles[:, :64].std() > 20 and tiles[:, 64:].max() == 0
+    assert sheet[:, :LABEL_WIDTH].max() > 200  # class labels are drawn

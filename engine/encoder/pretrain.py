@@ -1,0 +1,244 @@
+"""Contrastive pre-training of E_φ (EquiGen stage 1): NT-Xent over two views of each INR.
+
+Views of an item are weight-space augmentations (random hidden permutations, noise, weight
+dropout, and for raw-coordinate specs exact translations and rotations) of one of its fits; where
+the corpus holds fits from other initialisations (``--inits K``), the second view comes from
+another fit with probability ``other_init``: functionally equal, differently initialised networks
+are the positives EquiGen's motivation is about.
+
+The loop is a progress generator; it checkpoints (atomic safetensors) so that a stopped run
+resumes from its last checkpoint, and runs data-parallel under torchrun (gradients all-reduced by
+DistributedDataParallel; each process draws its own part of every global batch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from engine.atomic import atomic_path
+from engine.data.dataset import INRDataset
+from engine.data.store import read_stats
+from engine.encoder.model import EncoderConfig, WeightEncoder, save_encoder, tensor_stats
+from engine.errors import InputError
+from engine.functional import Params
+from engine.progress import Progress, ProgressGen
+from engine.spec import INRSpec
+from engine.weightspace import symmetry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    permute: bool = True
+    noise: float = 0.02  # Gaussian noise, in units of each tensor's std
+    dropout: float = 0.02  # probability of zeroing a weight
+    translate: float = 0.2  # max shift, fraction of the domain's half-width (raw-coordinate specs)
+    rotate_degrees: float = 30.0  # max in-plane rotation (2D raw-coordinate specs)
+    other_init: float = 0.5  # probability that the second view is another init's fit
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    epochs: int = 12
+    batch_size: int = 256
+    lr: float = 2e-3
+    weight_decay: float = 5e-4
+    temperature: float = 0.1
+    seed: int = 0
+    max_minutes: float | None = None  # stop (and save) after this long
+    checkpoint_every: int = 100  # steps
+    encoder: EncoderConfig = EncoderConfig()
+    augment: AugmentConfig = AugmentConfig()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> torch.Tensor:
+    """NT-Xent (InfoNCE) over 2N views with cosine similarity; views i and i+N are positives."""
+    z = F.normalize(torch.cat([z1, z2]), dim=1)
+    n = z1.shape[0]
+    sim = z @ z.T / temperature
+    sim.fill_diagonal_(float("-inf"))
+    target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+    return F.cross_entropy(sim, target)
+
+
+class Augmenter:
+    """Batched random views of INR weights for one spec."""
+
+    def __init__(self, spec: INRSpec, config: AugmentConfig, tensor_std: torch.Tensor):
+        self.spec = spec
+        self.config = config
+        self.scale = {k: tensor_std[i] for i, (k, _) in enumerate(spec.param_shapes())}
+        self.geometric = spec.posenc_freqs == 0
+
+    def __call__(self, params: Params, generator: torch.Generator) -> Params:
+        c = self.config
+        b = next(iter(params.values())).shape[0]
+        out = params
+        if self.geometric and c.translate > 0:
+            half = (self.spec.domain[1] - self.spec.domain[0]) / 2
+            shift = (torch.rand(b, self.spec.in_dim, generator=generator) * 2 - 1) * c.translate * half
+            out = symmetry.translate_input(self.spec, out, shift)
+        if self.geometric and self.spec.in_dim == 2 and c.rotate_degrees > 0:
+            angle = (torch.rand(b, generator=generator) * 2 - 1) * math.radians(c.rotate_degrees)
+            out = symmetry.rotate_input(self.spec, out, symmetry.rotation_2d(angle))
+        if c.permute:
+            out = symmetry.permute_hidden(self.spec, out, symmetry.random_permutations(self.spec, b, generator))
+        if c.noise > 0:
+            out = symmetry.add_noise(out, self.scale, c.noise, generator)
+        if c.dropout > 0:
+            out = symmetry.drop_weights(out, c.dropout, generator)
+        return out
+
+
+def _items_and_fits(ds: INRDataset) -> list[list[int]]:
+    """Row indices of each item's fits, first fit first."""
+    by_item: dict[str, list[tuple[int, int]]] = {}
+    for i, r in enumerate(ds.rows):
+        by_item.setdefault(r["item"], []).append((r["init_k"], i))
+    return [[i for _, i in sorted(v)] for _, v in sorted(by_item.items())]
+
+
+def _checkpoint_path(out: Path) -> Path:
+    return out.with_name(out.name + ".ckpt")
+
+
+def _save_checkpoint(path: Path, model, opt, step: int, header: dict) -> None:
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    state = opt.state_dict()
+    for pid, st in state["state"].items():
+        for name, v in st.items():
+            tensors[f"opt.{pid}.{name}"] = torch.as_tensor(v).detach().contiguous().clone()
+    meta = dict(header, step=step, param_groups=state["param_groups"])
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"checkpoint": json.dumps(meta, default=str)})
+
+
+def _load_checkpoint(path: Path, model, opt, header: dict) -> int:
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {})["checkpoint"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if meta.get("config") != header["config"] or meta.get("data") != header["data"]:
+        raise InputError(f"{path} is a checkpoint of another run (other data or settings); "
+                         "delete it or use another --out")
+    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    state: dict = {"state": {}, "param_groups": meta["param_groups"]}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            state["state"].setdefault(int(pid), {})[name] = v
+    opt.load_state_dict(state)
+    return int(meta["step"])
+
+
+def pretrain(
+    data: str | os.PathLike, out: str | os.PathLike, config: PretrainConfig = PretrainConfig(),
+    rank: int = 0, world: int = 1,
+) -> ProgressGen[dict]:
+    """Pre-train an encoder on a corpus' source split; writes ``out`` and returns a summary.
+
+    Resumes from ``out + '.ckpt'`` when it exists (same data and settings).
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    ds = INRDataset(data, split="source")
+    if len(ds) < 2:
+        raise InputError(f"{data}: the source split has fewer than 2 INRs to learn from")
+    spec = ds.spec
+    weights = ds.stacked()
+    items = _items_and_fits(ds)
+    mean, std = read_stats(data)
+    t_mean, t_std = tensor_stats(mean, std, spec)
+    torch.manual_seed(config.seed)
+    model = WeightEncoder(spec, config.encoder, t_mean, t_std)
+    ddp = model
+    if world > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(model)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, amsgrad=True)
+    per_step = config.batch_size
+    local = max(2, per_step // world)
+    steps_per_epoch = max(1, len(items) // per_step)
+    total = steps_per_epoch * config.epochs
+    header = {"config": json.loads(json.dumps(config.to_dict())), "data": str(Path(data).resolve())}
+    ckpt = _checkpoint_path(out)
+    step = 0
+    if ckpt.exists():
+        step = _load_checkpoint(ckpt, model, opt, header)
+        log.info("resuming pre-training at step %d of %d", step, total)
+    schedule = lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))  # noqa: E731
+    augment = Augmenter(spec, config.augment, t_std)
+    losses: list[float] = []
+    n_items = len(items)
+    stopped_early = False
+    while step < total:
+        epoch, in_epoch = divmod(step, steps_per_epoch)
+        order = torch.randperm(n_items, generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
+        start = in_epoch * per_step + rank * local
+        idx = order[start : start + local].tolist()
+        g = torch.Generator().manual_seed(hash((config.seed, step, rank)) % (2**62))
+        first = torch.tensor([items[i][0] for i in idx])
+        second = []
+        for i in idx:
+            fits = items[i]
+            if len(fits) > 1 and float(torch.rand(1, generator=g)) < config.augment.other_init:
+                second.append(fits[1 + int(torch.randint(len(fits) - 1, (1,), generator=g))])
+            else:
+                second.append(fits[0])
+        second = torch.tensor(second)
+        view1 = augment({k: v[first] for k, v in weights.items()}, g)
+        view2 = augment({k: v[second] for k, v in weights.items()}, g)
+        for group in opt.param_groups:
+            group["lr"] = config.lr * schedule(step)
+        # One forward over both views: DDP expects one forward per backward.
+        z = ddp({k: torch.cat([view1[k], view2[k]]) for k in view1}, project=True)
+        z1, z2 = z[: len(idx)], z[len(idx) :]
+        loss = nt_xent(z1, z2, config.temperature)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        step += 1
+        losses.append(float(loss.detach()))
+        yield Progress("pretrain", step, total, metrics={"loss": losses[-1], "epoch": float(epoch)})
+        minutes = (time.perf_counter() - t0) / 60
+        if rank == 0 and (step % config.checkpoint_every == 0 or step == total):
+            _save_checkpoint(ckpt, model, opt, step, header)
+        if config.max_minutes is not None and minutes >= config.max_minutes and step < total:
+            stopped_early = True
+            if rank == 0:
+                _save_checkpoint(ckpt, model, opt, step, header)
+            break
+    summary = {
+        "steps": step, "steps_planned": total, "epochs": step / steps_per_epoch,
+        "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])) if losses else None,
+        "seconds": round(time.perf_counter() - t0, 1), "stopped_by_time_limit": stopped_early,
+        "train_items": n_items, "train_inrs": len(ds), "world_size": world,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
+    if rank == 0:
+        save_encoder(out, model, {"pretrain": summary, "config": config.to_dict(), "data": str(data)})
+        if not stopped_early and ckpt.exists():
+            ckpt.unlink()
+    return summary
+
+
+def with_overrides(config: PretrainConfig, **kw) -> PretrainConfig:
+    """Replace top-level or encoder fields by name (None values are ignored)."""
+    enc_fields = {f.name for f in dataclasses.fields(EncoderConfig)}
+    enc = {k: v for k, v in kw.items() if k in enc_fields and v is not None}
+    top = {k: v for k, v in kw.items() if k not in enc_fields and v is not None}
+    return dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, **enc), **top)

@@ -1,0 +1,1 @@
+"""Weight-space tools: symmetries of MLP weights and their augmentations."""
