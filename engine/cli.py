@@ -147,19 +147,28 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def _distributed():
-    """(rank, world, barrier) under torchrun (gloo on CPU), else (0, 1, None)."""
+    """(rank, world, barrier, share) under torchrun (gloo on CPU), else (0, 1, None, None).
+
+    ``share(value)`` returns rank 0's value on every rank.
+    """
     import os
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return 0, 1, None
+        return 0, 1, None, None
     import torch
     import torch.distributed as dist
 
     if not dist.is_initialized():
         dist.init_process_group("gloo")
     torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
-    return dist.get_rank(), world, dist.barrier
+
+    def share(value):
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    return dist.get_rank(), world, dist.barrier, share
 
 
 def cmd_data_build(args) -> None:
@@ -178,9 +187,9 @@ def cmd_data_build(args) -> None:
         cfg = dataclasses.replace(
             cfg, image_fit=dataclasses.replace(cfg.image_fit, max_steps=args.max_steps),
             mesh_fit=dataclasses.replace(cfg.mesh_fit, max_steps=args.max_steps))
-    rank, world, barrier = _distributed()
+    rank, world, barrier, share = _distributed()
     bar = _ProgressLine(not args.json and rank == 0)
-    summary = drive(build_corpus(cfg, args.out, rank, world, barrier), on_progress=bar)
+    summary = drive(build_corpus(cfg, args.out, rank, world, barrier, share), on_progress=bar)
     bar.finish()
     if rank == 0:
         _emit(args, summary, _describe_corpus(summary))
@@ -232,7 +241,7 @@ def cmd_pretrain(args) -> None:
     cfg = with_overrides(PretrainConfig(), epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, seed=args.seed, max_minutes=args.minutes,
                          width=args.width, depth=args.depth)
-    rank, world, _ = _distributed()
+    rank, world, _, _ = _distributed()
     bar = _ProgressLine(not args.json and rank == 0)
     summary = drive(pretrain(args.data, args.out, cfg, rank, world), on_progress=bar)
     bar.finish()

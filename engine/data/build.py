@@ -167,22 +167,30 @@ def _chunk_size(config: BuildConfig, dimension: str) -> int:
 def build_corpus(
     config: BuildConfig, out: str | Path, rank: int = 0, world: int = 1,
     barrier: Callable[[], None] | None = None,
+    share: Callable[[object], object] | None = None,
 ) -> ProgressGen[dict]:
     """Build (or resume) the corpus described by ``config`` in ``out``.
 
-    With ``world > 1`` every process calls this with its rank and a barrier; chunk c is fitted by
-    rank ``c % world``, rank 0 plans and indexes. Returns the summary of store.summarise.
+    With ``world > 1`` every process calls this with its rank, a barrier and ``share`` (rank 0's
+    value handed to every rank); chunk c is fitted by rank ``c % world``, rank 0 plans and
+    indexes. Returns the summary of store.summarise.
     """
     from engine.data.store import summarise
 
     t0 = time.perf_counter()
     paths = CorpusPaths(Path(out))
     source = make_source(config)
+    problem = None
     if rank == 0:
         yield Progress("plan", 0, 1, "listing items")
-        _plan(source, config, paths)
-    if barrier is not None:
-        barrier()
+        try:
+            _plan(source, config, paths)
+        except InputError as e:
+            problem = str(e)
+    if share is not None:
+        problem = share(problem)  # every rank stops with rank 0's message instead of waiting
+    if problem is not None:
+        raise InputError(problem)
     manifest = read_manifest(paths.root)
     spec = INRSpec.from_dict(manifest["spec"])
     plan = read_jsonl(paths.plan)

@@ -166,6 +166,16 @@ def test_torchrun_build_equals_single_process(tmp_path):
         assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_torchrun_build_with_bad_arguments_fails_fast_on_every_rank(tmp_path):
+    torchrun = Path(sys.executable).parent / "torchrun"
+    result = subprocess.run(
+        [str(torchrun), "--nproc_per_node=2", "--master_port=29534", "-m", "engine", "data", "build",
+         "fashion-mnist", "--per-class", "1", "--target-classes", "unicorn", "--out", str(tmp_path / "x")],
+        capture_output=True, text=True, timeout=120, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode != 0
+    assert result.stderr.count("unknown classes ['unicorn']") == 2
+
+
 def test_datasets_stream_with_transforms(tmp_path):
     _, out = _build(tmp_path, kind="fashion-mnist", per_class=3, chunk_size=7)
     flips = []
