@@ -26,6 +26,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 log = logging.getLogger(__name__)
+# fontTools warns about harmless quirks of old fonts (timestamps, advance widths) by the hundred.
+logging.getLogger("fontTools").setLevel(logging.ERROR)
 
 CHARSET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 DIGITS = "0123456789"

@@ -4,6 +4,12 @@ The outline comes from the font's own curves (fontTools), flattened into polygon
 turns them into a cross-section with the non-zero fill rule (right for both TrueType and CFF
 contour directions, and for overlapping contours) and extrudes it. The bevel is a stack of thin
 extrusions of inward offsets of the outline, so it stays watertight.
+
+Rule for 3D (on top of the glyph font rules): a font is dropped when the median isoperimetric
+ratio P²/(4πA) of its digit outlines exceeds ``MAX_OUTLINE_COMPLEXITY``. Regular type measures
+6-9; striped, dotted, double-outline, ornamented and hairline designs measure 19-200, and their
+detail is finer than the occupancy network resolves (measured: they were most of the shapes that
+never reached IoU 0.935 in 600 steps).
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from manifold3d import CrossSection, FillRule, JoinType, Manifold, OpType
 from engine.data.shapes3d import to_trimesh
 
 CURVE_STEPS = 8
+MAX_OUTLINE_COMPLEXITY = 15.0
 
 
 class _PolygonPen(BasePen):
@@ -72,6 +79,19 @@ def glyph_outline(font_path: Path, char: str) -> CrossSection | None:
     contours = [np.asarray(c, dtype=float) / em for c in pen.contours]
     cs = CrossSection(contours, FillRule.NonZero)
     return None if cs.is_empty() or cs.area() <= 1e-6 else cs
+
+
+def outline_complexity(outline: CrossSection) -> float:
+    """Isoperimetric ratio P²/(4πA) of a cross-section: 1 for a disc, large for fine detail."""
+    perimeter = sum(float(np.linalg.norm(np.diff(np.vstack([p, p[:1]]), axis=0), axis=1).sum())
+                    for p in outline.to_polygons())
+    return perimeter**2 / (4 * np.pi * outline.area())
+
+
+def font_complexity(font_path: Path, chars: str = "0123456789") -> float:
+    """Median outline complexity of a font's digits (inf when it has none)."""
+    values = [outline_complexity(o) for o in (glyph_outline(font_path, c) for c in chars) if o is not None]
+    return float(np.median(values)) if values else float("inf")
 
 
 def extrude_glyph(outline: CrossSection, depth: float = 0.25, bevel: float = 0.02,

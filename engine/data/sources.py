@@ -99,10 +99,30 @@ class GlyphSource(Source):
 
 @dataclass
 class Glyph3DSource(GlyphSource):
-    """Glyph outlines extruded into bevelled solids; class = character."""
+    """Glyph outlines extruded into bevelled solids; class = character.
+
+    Fonts whose outlines are too detailed for a 3D occupancy INR are dropped (glyphs3d's rule).
+    """
 
     kind: str = "glyphs3d"
     dimension: str = "3d"
+    _too_detailed: list[str] | None = field(default=None, repr=False)
+
+    def selection(self) -> glyphs.FontSelection:
+        sel = super().selection()
+        if self._too_detailed is None:
+            simple, self._too_detailed = [], []
+            for info in sel.kept:
+                if glyphs3d.font_complexity(info.path) <= glyphs3d.MAX_OUTLINE_COMPLEXITY:
+                    simple.append(info)
+                else:
+                    self._too_detailed.append(info.path.name)
+            sel = glyphs.FontSelection(simple, sel.duplicates, sel.decorative, sel.unusable)
+            self._selection = sel
+        return sel
+
+    def describe(self) -> dict:
+        return super().describe() | {"fonts_too_detailed_for_3d": self._too_detailed or []}
 
     def load(self, item: Item) -> trimesh.Trimesh:
         path, char = item.ref

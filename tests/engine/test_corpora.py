@@ -234,3 +234,19 @@ def test_contact_sheet_shows_decoded_inrs(tmp_path):
     # Two real items per class, then one empty tile: the sheet shows what is there, nothing more.
     assert tiles[:, :64].std() > 20 and tiles[:, 64:].max() == 0
     assert sheet[:, :LABEL_WIDTH].max() > 200  # class labels are drawn
+
+
+def test_glyph_solids_are_watertight_and_the_3d_font_rule_measures_detail(font_dir):
+    from manifold3d import CrossSection
+
+    from engine.data.glyphs3d import font_complexity, make_glyph_solid, outline_complexity
+
+    font = sorted(font_dir.glob("*.ttf"))[0]
+    solid = make_glyph_solid(font, "8")
+    assert solid.is_watertight and solid.volume > 0
+    assert 3 < font_complexity(font) < 15  # regular type passes the glyphs3d rule
+    square = CrossSection.square((1.0, 1.0))
+    stripes = CrossSection.batch_boolean([CrossSection.square((1.0, 0.02)).translate((0, 0.04 * i))
+                                          for i in range(25)], __import__("manifold3d").OpType.Add)
+    assert outline_complexity(square) == pytest.approx(4 / 3.14159265, rel=1e-3)
+    assert outline_complexity(stripes) > 15 * outline_complexity(square)
