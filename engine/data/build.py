@@ -29,7 +29,7 @@ from engine.data.store import (
 from engine.errors import InputError
 from engine.fit.images import ImageFitConfig, fit_images
 from engine.fit.meshes import MeshFitConfig, fit_occupancy, normalise_mesh, sample_occupancy
-from engine.functional import Params, init_from_seed, init_params
+from engine.functional import Params, init_from_seed
 from engine.inr_io import INR, load_inr, save_inr
 from engine.progress import Progress, ProgressGen, relay
 from engine.spec import HD_OCCUPANCY, MNIST_SIREN, INRSpec
@@ -321,7 +321,7 @@ def _fit_chunk(source: Source, config: BuildConfig, spec: INRSpec, rows_in, shar
                          for i, (g, r, _) in enumerate(loaded[s:s + batch])]
     else:
         samples = []
-        for g, r, mesh in loaded:
+        for g, _, mesh in loaded:
             samples.append(sample_occupancy(normalise_mesh(mesh), spec, config.mesh_fit, seed=_item_seed(config.seed, g, 0)))
             yield Progress("sample", len(samples), len(loaded))
         batch = config.mesh_fit.batch_size

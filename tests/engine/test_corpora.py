@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from engine.data.build import BuildConfig, build_corpus
 from engine.data.dataset import INRDataset, ShardStream, collate
 from engine.data.glyphs import find_fonts, select_fonts
-from engine.data.store import read_manifest, read_stats, summarise
+from engine.data.store import read_manifest, read_stats
 from engine.errors import InputError
 from engine.functional import forward, image_grid
 from engine.progress import drive

@@ -11,7 +11,7 @@ from PIL import Image
 
 from engine.errors import InputError
 from engine.fit.images import ImageFitConfig, fit_images, load_gray, to_frame
-from engine.fit.meshes import MeshFitConfig, fit_occupancy, load_mesh, normalise_mesh, sample_occupancy
+from engine.fit.meshes import fit_occupancy, load_mesh, normalise_mesh, sample_occupancy
 from engine.functional import forward, image_grid, init_from_seed
 from engine.progress import drive
 from engine.spec import HD_OCCUPANCY, MNIST_SIREN

@@ -4,7 +4,6 @@ files with one line that names the file."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 import torch

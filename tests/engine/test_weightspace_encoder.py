@@ -16,12 +16,10 @@ from engine.encoder.layers import EquivariantLayer
 from engine.encoder.model import EncoderConfig, WeightEncoder, load_encoder
 from engine.encoder.pretrain import PretrainConfig, nt_xent, pretrain
 from engine.functional import forward, image_grid, init_from_seed, init_params, volume_grid
-from engine.inr_io import load_inr
 from engine.progress import drive
 from engine.spec import HD_OCCUPANCY, MNIST_SIREN
 from engine.weightspace import symmetry
 
-from ..conftest import FONT_DIRS  # noqa: F401  (fixtures module)
 
 SPECS = [MNIST_SIREN, HD_OCCUPANCY, dataclasses.replace(MNIST_SIREN, name="siren-48x3", hidden=(48, 48, 48))]
 
