@@ -17,12 +17,13 @@ import trimesh
 from engine.decode import extract_mesh, render_image
 from engine.errors import EmptyFieldError, EquigenError, InputError
 from engine.export import export_mesh, export_png, mesh_format
-from engine.fit.images import IMAGE_SUFFIXES, ImageFitConfig, fit_images, load_gray, to_frame
+from engine.fit.images import (
+    IMAGE_SUFFIXES, ImageFitConfig, fit_images, load_gray, outcome_to_inrs, to_frame,
+)
 from engine.fit.loop import FitOutcome
 from engine.fit.meshes import (
     MESH_SUFFIXES, MeshFitConfig, fit_occupancy, load_mesh, normalise_mesh, sample_occupancy,
 )
-from engine.fit.images import outcome_to_inrs
 from engine.functional import Params, init_from_seed
 from engine.inr_io import INR, INR_SUFFIXES, TORCH_SUFFIXES, load_inr, save_inr
 from engine.progress import Progress, ProgressGen, relay
