@@ -29,14 +29,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 class _ProgressLine:
-    """A one-line progress bar on stderr, only when stderr is a terminal."""
+    """A one-line progress bar on stderr when it is a terminal; otherwise (a log file, a
+    background job) with ``--verbose`` one log line per tenth of each stage."""
 
     def __init__(self, enabled: bool):
         self.enabled = enabled and sys.stderr.isatty()
         self._last = 0.0
+        self._logged: tuple[str, int] | None = None
 
     def __call__(self, p: Progress) -> None:
         if not self.enabled:
+            tenth = int(10 * p.fraction)
+            if log.isEnabledFor(logging.INFO) and self._logged != (p.stage, tenth):
+                self._logged = (p.stage, tenth)
+                extra = " ".join(f"{k}={v:.4g}" for k, v in p.metrics.items() if isinstance(v, float))
+                log.info("%s %d/%d %s", p.stage, p.done, p.total, extra)
             return
         now = time.monotonic()
         if now - self._last < 0.1 and p.done < p.total:
@@ -235,12 +242,24 @@ def cmd_data_sheet(args) -> None:
           f"wrote {args.out} ({sheet.shape[1]}x{sheet.shape[0]})")
 
 
+def cmd_data_canonicalise(args) -> None:
+    from engine.data.canonical import canonicalise_corpus
+
+    bar = _ProgressLine(not args.json)
+    s = drive(canonicalise_corpus(args.dir), on_progress=bar)
+    bar.finish()
+    tv = (f"; mean total variation {s['mean_tv_before']:.1f} -> {s['mean_tv_after']:.1f}"
+          if "mean_tv_before" in s else "")
+    _emit(args, dict(s, dir=args.dir), f"{args.dir}: {s['recomputed']} of {s['shards']} shards "
+          f"canonicalised (the rest were up to date){tv}")
+
+
 def cmd_pretrain(args) -> None:
     from engine.encoder.pretrain import PretrainConfig, pretrain, with_overrides
 
     cfg = with_overrides(PretrainConfig(), epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, seed=args.seed, max_minutes=args.minutes,
-                         width=args.width, depth=args.depth)
+                         width=args.width, depth=args.depth, precision=args.precision)
     rank, world, _, _ = _distributed()
     bar = _ProgressLine(not args.json and rank == 0)
     summary = drive(pretrain(args.data, args.out, cfg, rank, world), on_progress=bar)
@@ -264,6 +283,74 @@ def cmd_eval_encoder(args) -> None:
         lines.append(f"{name:18}{r['knn_accuracy'][name]:>10.3f}{ret:>11.3f}")
     lines.append(f"invariance error: {r['invariance_error']:.2e}")
     _emit(args, r, "\n".join(lines))
+
+
+def cmd_train(args) -> None:
+    from engine.diffusion.train import TrainConfig, train, with_overrides
+
+    cfg = with_overrides(TrainConfig(), method=args.method, steps=args.steps, batch_size=args.batch_size,
+                         lr=args.lr, seed=args.seed, max_minutes=args.minutes, width=args.width,
+                         depth=args.depth, reg_weight=args.reg_weight, precision=args.precision)
+    rank, world, _, _ = _distributed()
+    bar = _ProgressLine(not args.json and rank == 0)
+    summary = drive(train(args.data, args.out, args.encoder, cfg, rank, world), on_progress=bar)
+    bar.finish()
+    if rank == 0:
+        final = ", ".join(f"{k} {v:.4f}" for k, v in summary["final"].items())
+        _emit(args, dict(summary, output=args.out),
+              f"wrote {args.out}: {summary['method']} model, {summary['steps']} steps in "
+              f"{summary['seconds']:.0f} s ({final})")
+
+
+def cmd_adapt(args) -> None:
+    from engine.diffusion.adapt import AdaptConfig, adapt
+    from engine.diffusion.model_file import load_model, save_model
+    from engine.diffusion.shots import load_shots
+
+    model = load_model(args.model)
+    cfg = AdaptConfig(**{k: v for k, v in {"steps": args.steps, "lr": args.lr, "seed": args.seed,
+                                           "max_seconds": args.seconds}.items() if v is not None})
+    bar = _ProgressLine(not args.json)
+    t0 = time.perf_counter()
+    shots = drive(load_shots(model, args.shots), on_progress=bar)
+    adapted = drive(adapt(model, shots, cfg), on_progress=bar)
+    bar.finish()
+    save_model(args.out, adapted)
+    info = dict(adapted.meta["adapt"], output=args.out, total_seconds=round(time.perf_counter() - t0, 2))
+    _emit(args, info, f"wrote {args.out}: adapted to {len(shots.names)} shots in "
+                      f"{info['total_seconds']:.1f} s ({info['steps']} steps)")
+
+
+def cmd_generate(args) -> None:
+    from engine.diffusion.generate import GenerateConfig, sample
+    from engine.diffusion.model_file import load_model
+    from engine.diffusion.outputs import write_samples
+    from engine.diffusion.shots import load_shots, with_features
+
+    model = load_model(args.model)
+    fmt = args.format or ("png" if model.spec.in_dim == 2 else "obj")
+    bar = _ProgressLine(not args.json)
+    t0 = time.perf_counter()
+    shots = None
+    if args.shots:
+        shots = with_features(model, drive(load_shots(model, args.shots), on_progress=bar))
+    cfg = GenerateConfig(n=args.n, diversity=args.diversity, seed=args.seed, method=args.method,
+                         steps=args.steps, guidance=args.guidance,
+                         blend=tuple(args.blend) if args.blend else None)
+    params = drive(sample(model, shots, cfg), on_progress=bar)
+    t_sample = time.perf_counter() - t0
+    metas = [{"generated_by": cfg.method, "model": Path(args.model).name, "seed": cfg.seed, "index": i,
+              "diversity": cfg.diversity, "init_sha": model.init_sha} for i in range(cfg.n)]
+    records = drive(write_samples(model.spec, params, args.out, fmt, metas, args.resolution),
+                    on_progress=bar)
+    bar.finish()
+    seconds = time.perf_counter() - t0
+    result = {"output": args.out, "format": fmt, "method": cfg.method, "n": cfg.n,
+              "sample_seconds": round(t_sample, 3), "total_seconds": round(seconds, 3), "samples": records}
+    if model.spec.in_dim == 3 and fmt != "safetensors":
+        result["watertight"] = sum(1 for r in records if r.get("watertight") and r.get("pieces") == 1)
+    extra = f", {result['watertight']} watertight single meshes" if "watertight" in result else ""
+    _emit(args, result, f"wrote {cfg.n} {fmt} files to {args.out} in {seconds:.1f} s{extra}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -331,6 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lr", type=float, default=None)
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--minutes", type=float, default=None, help="stop and save after this long")
+    sp.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
+                    help="auto (default): bf16 matmuls where the CPU does them natively")
     common(sp)
     sp.set_defaults(func=cmd_pretrain)
 
@@ -340,6 +429,52 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--k", type=int, default=5)
     common(sp)
     sp.set_defaults(func=cmd_eval_encoder)
+
+    sp = sub.add_parser("train", help="train the weight-space diffusion model on a corpus' source split")
+    sp.add_argument("--data", required=True, help="corpus folder (shared-init; its source split is used)")
+    sp.add_argument("--encoder", default=None, help="pre-trained encoder (equigen method)")
+    sp.add_argument("--out", required=True, help="model .safetensors (resumes from OUT.ckpt)")
+    sp.add_argument("--method", choices=["equigen", "hyperdiffusion"], default=None)
+    sp.add_argument("--steps", type=int, default=None)
+    sp.add_argument("--batch-size", type=int, default=None)
+    sp.add_argument("--width", type=int, default=None, help="transformer width")
+    sp.add_argument("--depth", type=int, default=None, help="transformer blocks")
+    sp.add_argument("--lr", type=float, default=None)
+    sp.add_argument("--reg-weight", type=float, default=None, help="λ of the equivariance regulariser")
+    sp.add_argument("--seed", type=int, default=None)
+    sp.add_argument("--minutes", type=float, default=None, help="stop and save after this long")
+    sp.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
+    common(sp)
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("adapt", help="fine-tune a model on 1-20 shots of a new class")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("shots", nargs="+", metavar="SHOT", help="images, meshes or INR files")
+    sp.add_argument("--out", required=True, help="adapted model .safetensors")
+    sp.add_argument("--steps", type=int, default=None)
+    sp.add_argument("--lr", type=float, default=None)
+    sp.add_argument("--seed", type=int, default=None)
+    sp.add_argument("--seconds", type=float, default=None, help="stop fine-tuning after this long")
+    common(sp)
+    sp.set_defaults(func=cmd_adapt)
+
+    sp = sub.add_parser("generate", help="generate new INRs from an (adapted) model")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--shots", nargs="+", default=None, help="condition on these instead of the adapted shots")
+    sp.add_argument("-n", type=int, default=16)
+    sp.add_argument("--diversity", type=float, default=0.5, help="0 = at the shots, 1 = most varied")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--format", default=None, help="png obj ply stl glb safetensors (default png/obj)")
+    sp.add_argument("--resolution", type=int, default=128, help="3D: marching-cubes resolution")
+    sp.add_argument("--method", default="equigen",
+                    choices=["equigen", "equigen-no-perturb", "hyperdiffusion", "shots-noise"])
+    sp.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    sp.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale")
+    sp.add_argument("--blend", type=int, nargs=2, default=None, metavar=("A", "B"),
+                    help="interpolate between shots A and B (0-based) instead of perturbing")
+    common(sp)
+    sp.set_defaults(func=cmd_generate)
 
     data = sub.add_parser("data", help="build and inspect INR corpora")
     dsub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
@@ -378,6 +513,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
     common(sp)
     sp.set_defaults(func=cmd_data_sheet)
+    sp = dsub.add_parser("canonicalise", help="cache the smooth canonical ordering of every INR")
+    sp.add_argument("dir")
+    common(sp)
+    sp.set_defaults(func=cmd_data_canonicalise)
     return p
 
 

@@ -11,6 +11,7 @@ weights (e.g. a random neuron permutation); the encoder's augmentations plug in 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
@@ -21,9 +22,13 @@ import torch
 from safetensors import safe_open
 from torch.utils.data import Dataset, IterableDataset, get_worker_info
 
+from engine.data.canonical import canonical_dir, canonicalise_corpus, missing_canonical
 from engine.data.store import CorpusPaths, load_shard, read_jsonl, read_manifest
 from engine.errors import InputError
+from engine.progress import drive
 from engine.spec import INRSpec
+
+log = logging.getLogger(__name__)
 
 Transform = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
@@ -41,7 +46,7 @@ def _select(rows: list[dict], split: str, init_k, classes) -> list[dict]:
 
 
 class _CorpusView:
-    def __init__(self, root, split, init_k, classes):
+    def __init__(self, root, split, init_k, classes, canonical=False):
         self.root = Path(root)
         self.manifest = read_manifest(self.root)
         if self.manifest["status"] != "complete":
@@ -51,6 +56,12 @@ class _CorpusView:
         self.class_index = {c: i for i, c in enumerate(self.classes)}
         self.paths = CorpusPaths(self.root)
         self.rows = _select(read_jsonl(self.paths.index), split, init_k, classes)
+        self.shard_dir = self.paths.shards
+        if canonical:
+            if missing_canonical(self.root, {r["shard"] for r in self.rows}):
+                log.info("%s: computing the canonical copies of its shards (cached)", root)
+                drive(canonicalise_corpus(self.root))
+            self.shard_dir = canonical_dir(self.root)
 
     def record(self, r: dict, params: dict[str, torch.Tensor], transform: Transform | None) -> dict:
         if transform is not None:
@@ -64,12 +75,13 @@ class INRDataset(Dataset):
 
     split: ``"source"``, ``"target"`` or ``"all"``. init_k: keep only these fits (0 = the first,
     shared-init fit; None = all). Each item is ``{"params": {key: tensor}, "label": int,
-    "class": str, "item": str, "init_k": int, "split": str}``.
+    "class": str, "item": str, "init_k": int, "split": str}``. canonical: read the smoothly
+    canonicalised weights (computed once per corpus and cached, see ``data.canonical``).
     """
 
     def __init__(self, root: str | os.PathLike, split: str = "source", init_k=None, classes=None,
-                 transform: Transform | None = None, max_open_shards: int = 8):
-        self._view = _CorpusView(root, split, init_k, classes)
+                 transform: Transform | None = None, max_open_shards: int = 8, canonical: bool = False):
+        self._view = _CorpusView(root, split, init_k, classes, canonical)
         self.spec = self._view.spec
         self.classes = self._view.classes
         self.rows = self._view.rows
@@ -84,7 +96,7 @@ class INRDataset(Dataset):
     def _handle(self, shard: str):
         h = self._handles.get(shard)
         if h is None:
-            h = safe_open(str(self._view.paths.shards / shard), framework="pt")
+            h = safe_open(str(self._view.shard_dir / shard), framework="pt")
             self._handles[shard] = h
             if len(self._handles) > self._max_open:
                 self._handles.popitem(last=False)
@@ -108,7 +120,7 @@ class INRDataset(Dataset):
         for i, r in enumerate(self.rows):
             by_shard.setdefault(r["shard"], []).append((i, r["pos"]))
         for shard, pairs in by_shard.items():
-            tensors = load_shard(self._view.paths.shards / shard)
+            tensors = load_shard(self._view.shard_dir / shard)
             dst = torch.tensor([a for a, _ in pairs])
             src = torch.tensor([b for _, b in pairs])
             for k in out:
@@ -125,8 +137,9 @@ class ShardStream(IterableDataset):
     """Iterable over a corpus, one shard in memory at a time, shuffled with ``seed + epoch``."""
 
     def __init__(self, root: str | os.PathLike, split: str = "source", init_k=None, classes=None,
-                 transform: Transform | None = None, seed: int = 0, shuffle: bool = True):
-        self._view = _CorpusView(root, split, init_k, classes)
+                 transform: Transform | None = None, seed: int = 0, shuffle: bool = True,
+                 canonical: bool = False):
+        self._view = _CorpusView(root, split, init_k, classes, canonical)
         self.spec = self._view.spec
         self.classes = self._view.classes
         self.transform = transform
@@ -159,7 +172,7 @@ class ShardStream(IterableDataset):
     def __iter__(self) -> Iterator[dict]:
         rng = np.random.default_rng(self.seed + self.epoch + 1)
         for shard in self._my_shards():
-            tensors = load_shard(self._view.paths.shards / shard)
+            tensors = load_shard(self._view.shard_dir / shard)
             rows = self._by_shard[shard]
             order = rng.permutation(len(rows)) if self.shuffle else range(len(rows))
             for j in order:

@@ -33,6 +33,7 @@ from engine.data.store import read_stats
 from engine.encoder.model import EncoderConfig, WeightEncoder, save_encoder, tensor_stats
 from engine.errors import InputError
 from engine.functional import Params
+from engine.precision import mixed_precision
 from engine.progress import Progress, ProgressGen
 from engine.spec import INRSpec
 from engine.weightspace import symmetry
@@ -60,6 +61,7 @@ class PretrainConfig:
     seed: int = 0
     max_minutes: float | None = None  # stop (and save) after this long
     checkpoint_every: int = 100  # steps
+    precision: str = "auto"  # "auto": bf16 autocast where the CPU does bf16 natively
     encoder: EncoderConfig = EncoderConfig()
     augment: AugmentConfig = AugmentConfig()
 
@@ -205,7 +207,9 @@ def pretrain(
         for group in opt.param_groups:
             group["lr"] = config.lr * schedule(step)
         # One forward over both views: DDP expects one forward per backward.
-        z = ddp({k: torch.cat([view1[k], view2[k]]) for k in view1}, project=True)
+        with mixed_precision(config.precision):
+            z = ddp({k: torch.cat([view1[k], view2[k]]) for k in view1}, project=True)
+        z = z.float()
         z1, z2 = z[: len(idx)], z[len(idx) :]
         loss = nt_xent(z1, z2, config.temperature)
         opt.zero_grad(set_to_none=True)

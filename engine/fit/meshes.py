@@ -20,6 +20,7 @@ import trimesh
 from engine.errors import InputError
 from engine.fit.loop import FitOutcome, LoopConfig, fit_loop
 from engine.functional import Params, forward, repeat_params
+from engine.precision import mixed_precision
 from engine.progress import ProgressGen
 from engine.spec import HD_OCCUPANCY, INRSpec
 
@@ -106,26 +107,6 @@ def sample_occupancy(
         pts.astype(np.float32), inside(mesh, pts).astype(np.float32),
         ev.astype(np.float32), inside(mesh, ev).astype(np.float32),
     )
-
-
-def bf16_is_native() -> bool:
-    """True when this CPU multiplies bf16 matrices in hardware (AVX512-BF16 or AMX)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
-def mixed_precision(precision: str):
-    """An autocast context for the forward pass: bf16 matmuls with fp32 weights and optimiser.
-
-    ReLU occupancy MLPs train as well in bf16 and 2-3× faster where bf16 is native (measured:
-    AVX512-BF16 runs a 128-wide batched matmul at 269 vs 103 GFLOP/s).
-    """
-    use = precision == "bf16" or (precision == "auto" and bf16_is_native())
-    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=use)
 
 
 def iou_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -184,3 +184,26 @@ def test_pretrain_and_eval_cli(tiny_corpus, tmp_path, capsys):
     assert r["target_classes"] == ["ankle_boot", "bag"] and 0 <= r["knn_accuracy"]["encoder"] <= 1
     assert main(["eval-encoder", "--encoder", str(tiny_corpus / "init.safetensors"), "--data", str(tiny_corpus)]) == 2
     assert "not an EquiGen encoder file" in capsys.readouterr().err
+
+
+def test_canonical_copies_are_cached_per_corpus_and_read_like_shards(tiny_corpus, capsys):
+    from engine.cli import main
+    from engine.data.canonical import canonical_dir, canonicalise_corpus
+
+    first = drive(canonicalise_corpus(tiny_corpus))
+    assert first["recomputed"] == first["shards"] > 0
+    assert first["mean_tv_after"] < 0.8 * first["mean_tv_before"]
+    copies = sorted(canonical_dir(tiny_corpus).iterdir())
+    stamps = [p.stat().st_mtime_ns for p in copies]
+    assert drive(canonicalise_corpus(tiny_corpus))["recomputed"] == 0  # cached
+    assert [p.stat().st_mtime_ns for p in copies] == stamps
+    raw = INRDataset(tiny_corpus, split="target")
+    canon = INRDataset(tiny_corpus, split="target", canonical=True)
+    p, c = raw.stacked(), canon.stacked()
+    want = symmetry.canonicalise(raw.spec, p)
+    assert all(torch.equal(c[k], want[k]) for k in want)
+    x = image_grid(28)
+    torch.testing.assert_close(forward(raw.spec, c, x), forward(raw.spec, p, x), atol=1e-4, rtol=1e-4)
+    assert canon[0]["item"] == raw[0]["item"]
+    assert main(["data", "canonicalise", str(tiny_corpus), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["recomputed"] == 0

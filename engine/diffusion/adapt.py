@@ -1,0 +1,78 @@
+"""EquiGen stage 3a: few-shot adaptation of a trained model to the shots of a new class.
+
+The denoiser (from its EMA weights) is fine-tuned on the shots with the same loss as in training,
+regulariser included (``METHOD.md`` §5; official: 250 steps at lr 2e-4). Each step sees every shot
+at several noise levels. The result is a new model that carries the shots and their features, so
+``generate`` can condition on them later without the original files.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from engine.diffusion.model_file import Shots, WeightDiffusion
+from engine.diffusion.schedule import Schedule
+from engine.diffusion.shots import with_features
+from engine.diffusion.train import diffusion_loss
+from engine.errors import InputError
+from engine.progress import Progress, ProgressGen
+
+
+@dataclass(frozen=True)
+class AdaptConfig:
+    steps: int = 250
+    lr: float = 2e-4
+    batch_size: int = 40  # shots repeated (at different noise levels) to fill a batch
+    cond_dropout: float = 0.1
+    reg_weight: float = 0.1
+    reg_items: int = 10
+    seed: int = 0
+    max_seconds: float | None = None  # stop early (and keep what was learned) after this long
+    precision: str = "auto"
+
+
+def adapt(model: WeightDiffusion, shots: Shots, config: AdaptConfig = AdaptConfig()) -> ProgressGen[WeightDiffusion]:
+    """Fine-tune ``model`` on ``shots`` (already in its basin); returns the adapted model.
+
+    Yields ``Progress("adapt", step, steps)``; closing the generator cancels and leaves
+    ``model`` untouched.
+    """
+    k = next(iter(shots.params.values())).shape[0]
+    if k == 0:
+        raise InputError("no shots to adapt to; give 1 to 20 examples of the new class")
+    t0 = time.perf_counter()
+    shots = with_features(model, shots)
+    x_shots = model.normalise(shots.params)
+    cond_shots = shots.features
+    denoiser = copy.deepcopy(model.denoiser).train().requires_grad_(True)
+    opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=0.0)
+    schedule = Schedule()
+    reps = max(1, config.batch_size // k)
+    idx = torch.arange(k).repeat(reps)
+    recent: list[dict] = []
+    step = 0
+    for step in range(1, config.steps + 1):
+        g = torch.Generator().manual_seed(config.seed * 7919 + step)
+        loss, parts = diffusion_loss(model, denoiser, schedule, x_shots[idx],
+                                     None if cond_shots is None else cond_shots[idx], g,
+                                     config.cond_dropout, config.reg_weight, config.reg_items, config.precision)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
+        opt.step()
+        recent = (recent + [parts])[-20:]
+        metrics = {m: sum(r.get(m, 0.0) for r in recent) / len(recent) for m in parts}
+        yield Progress("adapt", step, config.steps, metrics=metrics)
+        if config.max_seconds is not None and time.perf_counter() - t0 >= config.max_seconds:
+            break
+    denoiser.eval().requires_grad_(False)
+    meta = dict(model.meta)
+    meta["adapt"] = {"recipe": asdict(config), "steps": step, "shots": shots.names,
+                     "seconds": round(time.perf_counter() - t0, 2), "final": metrics}
+    return WeightDiffusion(spec=model.spec, method=model.method, denoiser=denoiser, encoder=model.encoder,
+                           mean=model.mean, std=model.std, init=model.init,
+                           feature_scale=model.feature_scale, meta=meta, shots=shots)

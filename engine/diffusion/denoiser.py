@@ -1,0 +1,112 @@
+"""The denoiser: a transformer over weight tokens that predicts clean weights x0.
+
+G.pt / HyperDiffusion design (``METHOD.md`` §4): one token per tensor chunk (``tokens.py``), a
+per-token linear map in and out, learned positions, pre-LN blocks. The timestep and the condition
+(the encoder feature ψ of the INR, or nothing for the unconditional HyperDiffusion baseline) enter
+every block by adaLN-Zero modulation (DiT), which for a single condition vector is the cheap
+equivalent of the official single-token cross-attention. A learned "null" condition stands in for
+ψ when it is dropped (classifier-free guidance).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.diffusion.tokens import TokenLayout
+
+
+@dataclass(frozen=True)
+class DenoiserConfig:
+    """Sized so that training, adaptation and sampling run on a 2-core CPU."""
+
+    width: int = 256
+    depth: int = 6
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    max_token: int = 1024  # numbers per weight token
+
+
+def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal embedding of integer steps ``(B,)`` → ``(B, dim)``."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, dtype=torch.float32) / half)
+    args = t.float()[:, None] * freqs[None]
+    return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
+
+
+class _Block(nn.Module):
+    def __init__(self, width: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.heads = heads
+        self.norm1 = nn.LayerNorm(width, elementwise_affine=False)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.proj = nn.Linear(width, width)
+        self.norm2 = nn.LayerNorm(width, elementwise_affine=False)
+        hidden = int(width * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+        self.modulation = nn.Linear(width, 6 * width)
+        nn.init.zeros_(self.modulation.weight)  # adaLN-Zero: each block starts as the identity
+        nn.init.zeros_(self.modulation.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.modulation(F.silu(c))[:, None].chunk(6, dim=2)
+        h = self.norm1(x) * (1 + scale1) + shift1
+        b, t, d = h.shape
+        q, k, v = self.qkv(h).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, t, d)
+        x = x + gate1 * self.proj(a)
+        h = self.norm2(x) * (1 + scale2) + shift2
+        return x + gate2 * self.mlp(h)
+
+
+class Denoiser(nn.Module):
+    """x0-prediction network: ``(tokens (B, T, E), t (B,), cond (B, C) or None) → (B, T, E)``.
+
+    cond_dim = 0 makes it unconditional. ``drop`` (B,) bool replaces the condition of those
+    items by the learned null condition (classifier-free guidance).
+    """
+
+    def __init__(self, layout: TokenLayout, cond_dim: int, config: DenoiserConfig = DenoiserConfig()):
+        super().__init__()
+        self.config = config
+        self.cond_dim = cond_dim
+        T, E, d = layout.num_tokens, layout.token_size, config.width
+        self.register_buffer("mask", layout.mask.float(), persistent=False)
+        self.w_in = nn.Parameter(torch.randn(T, E, d) / math.sqrt(E))
+        self.b_in = nn.Parameter(torch.zeros(T, d))
+        self.pos = nn.Parameter(torch.randn(T, d) * 0.02)
+        self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
+        if cond_dim:
+            self.cond = nn.Sequential(nn.LayerNorm(cond_dim), nn.Linear(cond_dim, d), nn.SiLU(), nn.Linear(d, d))
+            self.null_cond = nn.Parameter(torch.zeros(d))
+        self.blocks = nn.ModuleList([_Block(d, config.heads, config.mlp_ratio) for _ in range(config.depth)])
+        self.norm_out = nn.LayerNorm(d, elementwise_affine=False)
+        self.mod_out = nn.Linear(d, 2 * d)
+        nn.init.zeros_(self.mod_out.weight)
+        nn.init.zeros_(self.mod_out.bias)
+        self.w_out = nn.Parameter(torch.zeros(T, d, E))  # starts by predicting the mean weights
+        self.b_out = nn.Parameter(torch.zeros(T, E))
+
+    def forward(self, tokens: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
+                drop: torch.Tensor | None = None) -> torch.Tensor:
+        x = torch.einsum("bte,ted->btd", tokens, self.w_in) + self.b_in + self.pos
+        c = self.time(timestep_embedding(t, self.config.width))
+        if self.cond_dim:
+            if cond is None:
+                e = self.null_cond.expand(len(t), -1)
+            else:
+                e = self.cond(cond)
+                if drop is not None:
+                    e = torch.where(drop[:, None], self.null_cond.to(e.dtype).expand_as(e), e)
+            c = c + e
+        for block in self.blocks:
+            x = block(x, c)
+        shift, scale = self.mod_out(F.silu(c))[:, None].chunk(2, dim=2)
+        x = self.norm_out(x) * (1 + scale) + shift
+        out = torch.einsum("btd,tde->bte", x, self.w_out) + self.b_out
+        return out * self.mask

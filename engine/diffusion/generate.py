@@ -1,0 +1,154 @@
+"""EquiGen stage 3b: diverse generation from shots, and the baselines, in one sampler.
+
+Conditions (``method="equigen"``): sample i starts from shot ``i mod K``'s feature ψ_i and moves
+within the equivariant feature space by
+
+    c_i = ψ_i + D · (V diag(σ) z_i + ρ · s ⊙ ε_i),   z_i ~ N(0, I_r), ε_i ~ N(0, I_C),
+
+where V (C × r) holds the principal directions of the shots' features and σ their standard
+deviations along them (r ≤ K − 1), s is the per-dimension spread of ψ over the training corpus,
+ρ = ``isotropic`` (0.1) a small isotropic part that also gives a single shot somewhere to go, and
+D ∈ [0, 1] is the diversity control. D = 0 conditions on the shots themselves. Blending conditions
+on ``(1 − α) ψ_a + α ψ_b`` for α evenly spaced in [0, 1].
+
+Sampling is DDIM (η = 0, ``steps`` steps) with classifier-free guidance; every step is yielded,
+and the same seed gives the same output. Baselines: ``equigen-no-perturb`` (D forced to 0),
+``hyperdiffusion`` (an unconditional model adapted to the shots, sampled from noise), and
+``shots-noise`` (each shot plus D · N(0, 1) per normalised weight, i.e. D corpus standard
+deviations of noise per weight).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from engine.diffusion.model_file import Shots, WeightDiffusion
+from engine.diffusion.schedule import Schedule
+from engine.diffusion.tokens import from_tokens, to_tokens
+from engine.errors import InputError
+from engine.functional import Params
+from engine.precision import mixed_precision
+from engine.progress import Progress, ProgressGen
+
+GENERATION_METHODS = ("equigen", "equigen-no-perturb", "hyperdiffusion", "shots-noise")
+
+
+@dataclass(frozen=True)
+class GenerateConfig:
+    n: int = 16
+    diversity: float = 0.5
+    seed: int = 0
+    method: str = "equigen"
+    steps: int = 50  # DDIM steps
+    guidance: float = 2.0  # classifier-free guidance scale (1 = none)
+    isotropic: float = 0.1
+    blend: tuple[int, int] | None = None  # shot indices to interpolate between
+    precision: str = "auto"
+
+
+def perturbed_conditions(features: torch.Tensor, n: int, diversity: float, feature_scale: torch.Tensor | None,
+                         isotropic: float, generator: torch.Generator) -> torch.Tensor:
+    """``n`` conditions ``(n, C)`` around the shots' features ``(K, C)``; see the module docstring."""
+    k, c = features.shape
+    base = features[torch.arange(n) % k]
+    if diversity <= 0:
+        return base.clone()
+    principal = torch.zeros(n, c)
+    if k > 1:
+        centred = features - features.mean(0)
+        _, s, vh = torch.linalg.svd(centred, full_matrices=False)
+        sigma = s / (k - 1) ** 0.5
+        keep = sigma > 1e-6 * max(float(sigma.max()), 1e-12)
+        z = torch.randn(n, int(keep.sum()), generator=generator)
+        principal = (z * sigma[keep]) @ vh[keep]
+    scale = feature_scale if feature_scale is not None else features.std(0, unbiased=False).clamp_min(1e-6)
+    iso = isotropic * scale * torch.randn(n, c, generator=generator)
+    return base + diversity * (principal + iso)
+
+
+def blended_conditions(features: torch.Tensor, pair: tuple[int, int], n: int) -> torch.Tensor:
+    """``n`` conditions evenly spaced from ψ_a to ψ_b (both ends included), ``(n, C)``."""
+    a, b = pair
+    k = features.shape[0]
+    if not (0 <= a < k and 0 <= b < k):
+        raise InputError(f"blend needs two shot numbers between 0 and {k - 1}, got {a} and {b}")
+    alpha = torch.linspace(0, 1, n)[:, None] if n > 1 else torch.zeros(1, 1)
+    return (1 - alpha) * features[a] + alpha * features[b]
+
+
+def _check(model: WeightDiffusion, shots: Shots | None, config: GenerateConfig) -> None:
+    if config.method not in GENERATION_METHODS:
+        raise InputError(f"unknown method {config.method!r}; choose one of {', '.join(GENERATION_METHODS)}")
+    if config.n < 1:
+        raise InputError("-n must be at least 1")
+    if not 0 <= config.diversity <= 1:
+        raise InputError(f"diversity must be between 0 and 1, got {config.diversity}")
+    wants_encoder = config.method in ("equigen", "equigen-no-perturb")
+    if wants_encoder and model.method != "equigen":
+        raise InputError(f"method {config.method!r} needs an EquiGen model; this file holds a "
+                         f"{model.method!r} model (train one with 'equigen train --method equigen')")
+    if config.method == "hyperdiffusion" and model.method != "hyperdiffusion":
+        raise InputError("method 'hyperdiffusion' needs a model trained with "
+                         "'equigen train --method hyperdiffusion'")
+    if config.method != "hyperdiffusion" and shots is None:
+        raise InputError(f"method {config.method!r} needs shots: adapt the model first or pass --shots")
+    if config.blend is not None and config.method not in ("equigen", "equigen-no-perturb"):
+        raise InputError("blending interpolates encoder features; use it with the equigen methods")
+
+
+def sample(model: WeightDiffusion, shots: Shots | None = None,
+           config: GenerateConfig = GenerateConfig()) -> ProgressGen[Params]:
+    """Generate ``config.n`` INRs; returns their weights ``{key: (n, *shape)}``.
+
+    shots: defaults to the shots the model was adapted to (features included). Yields
+    ``Progress("sample", step, steps)`` after every DDIM step.
+    """
+    shots = shots if shots is not None else model.shots
+    _check(model, shots, config)
+    g = torch.Generator().manual_seed(config.seed)
+    p = model.mean.numel()
+    if config.method == "shots-noise":
+        k = next(iter(shots.params.values())).shape[0]
+        x = model.normalise(shots.params)[torch.arange(config.n) % k]
+        x = x + config.diversity * torch.randn(config.n, p, generator=g)
+        yield Progress("sample", 1, 1)
+        return model.denormalise(x)
+    cond = None
+    if config.method != "hyperdiffusion":
+        if shots.features is None:
+            raise InputError("the shots carry no encoder features; adapt an EquiGen model to them first")
+        if config.blend is not None:
+            cond = blended_conditions(shots.features, config.blend, config.n)
+        else:
+            d = 0.0 if config.method == "equigen-no-perturb" else config.diversity
+            cond = perturbed_conditions(shots.features, config.n, d, model.feature_scale, config.isotropic, g)
+    noise = torch.randn(config.n, p, generator=g)
+    if config.blend is not None:
+        noise = noise[:1].expand(config.n, -1).clone()  # one noise: the blend alone varies
+    layout = model.layout
+    den = model.denoiser
+    guided = cond is not None and config.guidance != 1.0
+
+    @torch.inference_mode()
+    def predict_x0(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        tokens = to_tokens(layout, x)
+        with mixed_precision(config.precision):
+            if guided:
+                drop = torch.cat([torch.zeros(len(t), dtype=torch.bool), torch.ones(len(t), dtype=torch.bool)])
+                out = den(torch.cat([tokens, tokens]), torch.cat([t, t]), torch.cat([cond, cond]), drop).float()
+                c, u = out.chunk(2)
+                out = u + config.guidance * (c - u)
+            else:
+                out = den(tokens, t, cond).float()
+        return from_tokens(layout, out)
+
+    gen = Schedule().ddim(predict_x0, noise, config.steps)
+    try:
+        while True:
+            i, total, _ = next(gen)
+            yield Progress("sample", i, total)
+    except StopIteration as stop:
+        x = stop.value
+    return model.denormalise(x)

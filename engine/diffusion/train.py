@@ -1,0 +1,257 @@
+"""EquiGen stage 2: train the weight-space diffusion model on a corpus' source split.
+
+Loss (``METHOD.md`` §4): ``‖x̂0 − x0‖² + λ·‖E_φ(x̂0) − E_φ(x0)‖²`` on per-element normalised weights,
+with the pre-trained encoder E_φ frozen (its parameters get no gradient; only x̂0 does) and the
+condition ψ(x0) = E_φ(x0) computed once for the whole split. The condition is dropped for a
+fraction of the items (classifier-free guidance). The HyperDiffusion baseline (``method=
+"hyperdiffusion"``) is the same denoiser without condition, encoder or regulariser.
+
+A progress generator with checkpoints (``OUT.ckpt``: weights, EMA, optimiser, step) and resume,
+data-parallel under torchrun (gradients all-reduced; each process draws its own batch).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from engine.atomic import atomic_path
+from engine.data.dataset import INRDataset
+from engine.data.store import CorpusPaths, read_manifest, read_stats
+from engine.diffusion.denoiser import Denoiser, DenoiserConfig
+from engine.diffusion.model_file import METHODS, WeightDiffusion, save_model
+from engine.diffusion.schedule import Schedule
+from engine.diffusion.tokens import flatten, to_tokens, from_tokens, token_layout
+from engine.encoder.model import WeightEncoder, load_encoder
+from engine.errors import InputError
+from engine.inr_io import load_inr
+from engine.precision import mixed_precision
+from engine.progress import Progress, ProgressGen
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    method: str = "equigen"
+    steps: int = 6000
+    batch_size: int = 64
+    lr: float = 3e-4
+    weight_decay: float = 0.0
+    warmup: int = 200
+    ema_decay: float = 0.999
+    cond_dropout: float = 0.1  # share of items trained without condition (for guidance)
+    reg_weight: float = 0.1  # λ of the equivariance regulariser
+    reg_items: int = 16  # items per step that the regulariser sees (E_φ is the costly part)
+    seed: int = 0
+    checkpoint_every: int = 250
+    max_minutes: float | None = None
+    precision: str = "auto"
+    denoiser: DenoiserConfig = DenoiserConfig()
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def diffusion_loss(model: WeightDiffusion, denoiser, schedule: Schedule, x0: torch.Tensor,
+                   cond: torch.Tensor | None, generator: torch.Generator, cond_dropout: float,
+                   reg_weight: float, reg_items: int, precision: str) -> tuple[torch.Tensor, dict]:
+    """One batch's loss: x0 ``(B, P)`` normalised, cond ``(B, C)`` = ψ(x0) or None.
+
+    Returns the loss and its parts as floats. The regulariser's gradient reaches x̂0 only.
+    """
+    layout = model.layout
+    b = x0.shape[0]
+    t = torch.randint(schedule.steps, (b,), generator=generator)
+    noise = torch.randn(x0.shape, generator=generator)
+    x_t = schedule.q_sample(x0, t, noise)
+    drop = torch.rand(b, generator=generator) < cond_dropout if cond is not None else None
+    with mixed_precision(precision):
+        pred = denoiser(to_tokens(layout, x_t), t, cond, drop)
+    x0_hat = from_tokens(layout, pred.float())
+    mse = ((x0_hat - x0) ** 2).mean()
+    parts = {"mse": float(mse.detach())}
+    loss = mse
+    if cond is not None and reg_weight > 0 and model.encoder is not None:
+        k = min(reg_items, b)
+        with mixed_precision(precision):
+            psi_hat = model.encoder(model.denormalise(x0_hat[:k]))
+        reg = ((psi_hat.float() - cond[:k]) ** 2).mean()
+        loss = loss + reg_weight * reg
+        parts["reg"] = float(reg.detach())
+    return loss, parts
+
+
+@torch.inference_mode()
+def encode_all(encoder: WeightEncoder, params: dict, batch: int = 256) -> torch.Tensor:
+    """ψ of every row of ``{key: (N, *shape)}``, ``(N, feature_dim)``."""
+    n = next(iter(params.values())).shape[0]
+    return torch.cat([encoder({k: v[s : s + batch] for k, v in params.items()}) for s in range(0, n, batch)])
+
+
+def _ckpt(out: Path) -> Path:
+    return out.with_name(out.name + ".ckpt")
+
+
+def _save_ckpt(path: Path, denoiser, ema, opt, step: int, header: dict) -> None:
+    tensors = {f"model.{k}": v for k, v in denoiser.state_dict().items()}
+    tensors |= {f"ema.{k}": v for k, v in ema.state_dict().items()}
+    state = opt.state_dict()
+    for pid, st in state["state"].items():
+        for name, v in st.items():
+            tensors[f"opt.{pid}.{name}"] = torch.as_tensor(v)
+    tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
+    meta = dict(header, step=step, param_groups=state["param_groups"])
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"checkpoint": json.dumps(meta, default=str)})
+
+
+def _load_ckpt(path: Path, denoiser, ema, opt, header: dict) -> int:
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {})["checkpoint"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if meta.get("config") != header["config"] or meta.get("data") != header["data"]:
+        raise InputError(f"{path} is a checkpoint of another run (other data or settings); "
+                         "delete it or use another --out")
+    denoiser.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    state: dict = {"state": {}, "param_groups": meta["param_groups"]}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, name = k.split(".", 2)
+            state["state"].setdefault(int(pid), {})[name] = v
+    opt.load_state_dict(state)
+    return int(meta["step"])
+
+
+def load_corpus_for_training(data: str | os.PathLike, encoder_path: str | os.PathLike | None,
+                             method: str, config: DenoiserConfig) -> tuple[WeightDiffusion, torch.Tensor, dict]:
+    """An untrained model for ``data``, the normalised source-split weights ``(N, P)`` and the
+    raw weights ``{key: (N, *shape)}``."""
+    if method not in METHODS:
+        raise InputError(f"unknown training method {method!r}; choose one of {', '.join(METHODS)}")
+    manifest = read_manifest(data)
+    paths = CorpusPaths(Path(data))
+    if manifest.get("init_mode") != "shared" or not paths.init.exists():
+        raise InputError(f"{data}: weight diffusion needs a corpus fitted from one shared init "
+                         "(build it with the default --init-mode shared)")
+    ds = INRDataset(data, split="source", init_k=0)
+    if len(ds) < 2:
+        raise InputError(f"{data}: the source split has fewer than 2 INRs to learn from")
+    spec = ds.spec
+    encoder = None
+    if method == "equigen":
+        if encoder_path is None:
+            raise InputError("equigen training needs --encoder (make one with 'equigen pretrain')")
+        encoder, _ = load_encoder(encoder_path)
+        if encoder.spec != spec:
+            raise InputError(f"{encoder_path}: the encoder is for spec {encoder.spec.name!r}, "
+                             f"the corpus holds {spec.name!r}")
+        encoder.requires_grad_(False)
+    layout = token_layout(spec, config.max_token)
+    mean, std = read_stats(data)
+    flat_mean = flatten(layout, {k: v[None] for k, v in mean.items()})[0]
+    flat_std = flatten(layout, {k: v[None] for k, v in std.items()})[0].clamp_min(1e-5)
+    cond_dim = encoder.config.feature_dim if encoder is not None else 0
+    model = WeightDiffusion(
+        spec=spec, method=method, denoiser=Denoiser(layout, cond_dim, config), encoder=encoder,
+        mean=flat_mean, std=flat_std, init=load_inr(paths.init).batched(), feature_scale=None,
+        meta={"classes": {"source": manifest["source_classes"], "target": manifest["target_classes"]},
+              "corpus": str(data), "corpus_kind": manifest["kind"]},
+    )
+    params = ds.stacked()
+    return model, model.normalise(params), params
+
+
+def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | os.PathLike | None = None,
+          config: TrainConfig = TrainConfig(), rank: int = 0, world: int = 1) -> ProgressGen[dict]:
+    """Train a model on the source split of ``data`` and write it to ``out``; returns a summary.
+
+    Resumes from ``out + '.ckpt'`` when it exists (same data and settings).
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    torch.manual_seed(config.seed)
+    model, x_all, params = load_corpus_for_training(data, encoder_path, config.method, config.denoiser)
+    cond_all = None
+    if model.encoder is not None:
+        yield Progress("encode", 0, 1, "computing ψ of the source split")
+        cond_all = encode_all(model.encoder, params)
+        model.feature_scale = cond_all.std(0)
+    del params
+    denoiser = model.denoiser.train()
+    ema = copy.deepcopy(denoiser).eval().requires_grad_(False)
+    ddp = denoiser
+    if world > 1:
+        ddp = torch.nn.parallel.DistributedDataParallel(denoiser)
+    opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    header = {"config": json.loads(json.dumps(config.to_dict())), "data": str(Path(data).resolve()),
+              "encoder": str(encoder_path)}
+    ckpt = _ckpt(out)
+    step = 0
+    if ckpt.exists():
+        step = _load_ckpt(ckpt, denoiser, ema, opt, header)
+    schedule = Schedule()
+    n = x_all.shape[0]
+    local = max(1, config.batch_size // world)
+    lr_at = lambda s: config.lr * min(1.0, (s + 1) / max(1, config.warmup)) * (  # noqa: E731
+        0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, config.steps)))) * 0.9 + 0.1)
+    recent: list[dict] = []
+    stopped_early = False
+    while step < config.steps:
+        g = torch.Generator().manual_seed(config.seed * 1_000_003 + step * 131 + rank)
+        idx = torch.randint(n, (local,), generator=g)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step)
+        loss, parts = diffusion_loss(model, ddp, schedule, x_all[idx], None if cond_all is None else cond_all[idx],
+                                     g, config.cond_dropout, config.reg_weight, config.reg_items, config.precision)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            decay = min(config.ema_decay, (1 + step) / (10 + step))
+            for pe, p in zip(ema.parameters(), denoiser.parameters()):
+                pe.lerp_(p, 1 - decay)
+        step += 1
+        recent = (recent + [parts])[-50:]
+        metrics = {k: sum(r.get(k, 0.0) for r in recent) / len(recent) for k in parts}
+        yield Progress("train", step, config.steps, metrics=metrics)
+        if rank == 0 and (step % config.checkpoint_every == 0 or step == config.steps):
+            _save_ckpt(ckpt, denoiser, ema, opt, step, header)
+        if config.max_minutes is not None and (time.perf_counter() - t0) / 60 >= config.max_minutes \
+                and step < config.steps:
+            stopped_early = True
+            if rank == 0:
+                _save_ckpt(ckpt, denoiser, ema, opt, step, header)
+            break
+    summary = {
+        "method": config.method, "steps": step, "steps_planned": config.steps,
+        "seconds": round(time.perf_counter() - t0, 1), "stopped_by_time_limit": stopped_early,
+        "train_inrs": n, "world_size": world, "final": metrics if recent else {},
+        "parameters": sum(p.numel() for p in denoiser.parameters()),
+    }
+    if rank == 0:
+        model.denoiser = ema
+        model.meta["train"] = {"recipe": config.to_dict(), "summary": summary,
+                               "encoder_file": str(encoder_path) if encoder_path else None}
+        save_model(out, model)
+        if not stopped_early and ckpt.exists():
+            ckpt.unlink()
+    return summary
+
+
+def with_overrides(config: TrainConfig, **kw) -> TrainConfig:
+    """Replace top-level or denoiser fields by name (None values are ignored)."""
+    den_fields = {f.name for f in dataclasses.fields(DenoiserConfig)}
+    den = {k: v for k, v in kw.items() if k in den_fields and v is not None}
+    top = {k: v for k, v in kw.items() if k not in den_fields and v is not None}
+    return dataclasses.replace(config, denoiser=dataclasses.replace(config.denoiser, **den), **top)

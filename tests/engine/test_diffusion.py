@@ -1,0 +1,306 @@
+"""The generator: weight tokens, the denoiser, the regulariser, adaptation, sampling, the
+baselines, and tiny train → adapt → generate runs in 2D and 3D."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from engine.data.build import BuildConfig, build_corpus
+from engine.diffusion.adapt import AdaptConfig, adapt
+from engine.diffusion.denoiser import Denoiser, DenoiserConfig
+from engine.diffusion.generate import GenerateConfig, blended_conditions, perturbed_conditions, sample
+from engine.diffusion.model_file import load_model, save_model
+from engine.diffusion.schedule import Schedule
+from engine.diffusion.shots import load_shots
+from engine.diffusion.tokens import flatten, from_tokens, to_tokens, token_layout, unflatten
+from engine.diffusion.train import TrainConfig, diffusion_loss, train
+from engine.encoder.model import EncoderConfig
+from engine.encoder.pretrain import PretrainConfig, pretrain
+from engine.errors import Cancelled, InputError
+from engine.functional import init_params
+from engine.progress import drive
+from engine.spec import HD_OCCUPANCY, MNIST_SIREN
+
+SPECS = [MNIST_SIREN, HD_OCCUPANCY, dataclasses.replace(MNIST_SIREN, name="siren-48x3", hidden=(48, 48, 48))]
+TINY_DENOISER = DenoiserConfig(width=32, depth=2, heads=2)
+TINY_TRAIN = TrainConfig(steps=20, batch_size=16, checkpoint_every=10, denoiser=TINY_DENOISER, reg_items=4)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_weight_tokens_round_trip(spec):
+    layout = token_layout(spec, max_token=1024)
+    p = init_params(spec, 3, torch.Generator().manual_seed(0))
+    flat = flatten(layout, p)
+    assert flat.shape == (3, spec.num_params)
+    tokens = to_tokens(layout, flat)
+    assert tokens.shape == (3, layout.num_tokens, layout.token_size) and layout.token_size <= 1024
+    assert torch.equal(from_tokens(layout, tokens), flat)
+    back = unflatten(layout, flat)
+    assert all(torch.equal(back[k], p[k]) for k in p)
+    assert (tokens[:, ~layout.mask] == 0).all()
+    # one token per tensor unless a tensor is larger than a token
+    assert layout.num_tokens >= 2 * spec.num_layers
+    if spec is MNIST_SIREN:
+        assert layout.num_tokens == 6
+
+
+def test_denoiser_shapes_padding_and_guidance_drop():
+    layout = token_layout(HD_OCCUPANCY)
+    den = Denoiser(layout, cond_dim=12, config=TINY_DENOISER)
+    # adaLN-Zero and the zero output layer start as "predict the mean"; wake them up
+    for w in [den.w_out, den.mod_out.weight] + [b.modulation.weight for b in den.blocks]:
+        torch.nn.init.normal_(w, std=0.1)
+    x = torch.randn(2, layout.num_tokens, layout.token_size)
+    t = torch.tensor([5, 900])
+    cond = torch.randn(2, 12)
+    out = den(x, t, cond)
+    assert out.shape == x.shape and (out[:, ~layout.mask] == 0).all()
+    dropped = den(x, t, cond, drop=torch.tensor([True, True]))
+    torch.testing.assert_close(dropped, den(x, t, None))
+    assert not torch.allclose(dropped, out)
+
+
+def test_ddim_recovers_x0_when_the_model_knows_it():
+    sched = Schedule()
+    x0 = torch.randn(4, 10)
+    gen = sched.ddim(lambda x, t: x0, torch.randn(4, 10), num_steps=10)
+    steps = []
+    try:
+        while True:
+            steps.append(next(gen)[0])
+    except StopIteration as stop:
+        torch.testing.assert_close(stop.value, x0)
+    assert steps == list(range(1, 11))
+    assert 0.99 < float(sched.abar[0]) and float(sched.abar[-1]) < 1e-3
+
+
+def test_conditions_stay_at_the_shots_at_zero_and_spread_with_diversity():
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(5, 16)
+    scale = torch.ones(16)
+    at_zero = perturbed_conditions(feats, 10, 0.0, scale, 0.1, g)
+    assert torch.equal(at_zero, feats[torch.arange(10) % 5])
+    spreads = []
+    for d in (0.25, 0.5, 1.0):
+        c = perturbed_conditions(feats, 400, d, scale, 0.1, torch.Generator().manual_seed(1))
+        spreads.append(float((c - feats[torch.arange(400) % 5]).norm(dim=1).mean()))
+    assert spreads[0] < spreads[1] < spreads[2]
+    # without the isotropic part the moves lie in the span of the shots' own variation
+    c = perturbed_conditions(feats, 50, 1.0, scale, 0.0, torch.Generator().manual_seed(2))
+    moves = c - feats[torch.arange(50) % 5]
+    basis = torch.linalg.svd(feats - feats.mean(0), full_matrices=False)[2][:4]
+    torch.testing.assert_close(moves @ basis.T @ basis, moves, atol=1e-4, rtol=1e-4)
+    blend = blended_conditions(feats, (1, 3), 5)
+    torch.testing.assert_close(blend[0], feats[1])
+    torch.testing.assert_close(blend[-1], feats[3])
+
+
+@pytest.fixture(scope="module")
+def tiny2d(tmp_path_factory):
+    """A tiny Fashion-MNIST corpus, encoder and EquiGen + HyperDiffusion models, made once."""
+    root = tmp_path_factory.mktemp("gen2d")
+    corpus = root / "corpus"
+    drive(build_corpus(BuildConfig(kind="fashion-mnist", per_class=8, chunk_size=40), corpus))
+    enc = root / "enc.safetensors"
+    drive(pretrain(corpus, enc, PretrainConfig(epochs=1, batch_size=16, encoder=EncoderConfig(
+        width=8, depth=2, feature_dim=32, proj_dim=16))))
+    model = root / "model.safetensors"
+    drive(train(corpus, model, enc, TINY_TRAIN))
+    hd = root / "hd.safetensors"
+    drive(train(corpus, hd, None, dataclasses.replace(TINY_TRAIN, method="hyperdiffusion")))
+    from engine.data.idx import fashion_mnist
+
+    images, labels = fashion_mnist("test")
+    shots = []
+    for i, j in enumerate(np.where(labels == 8)[0][:5]):  # bags: a target class
+        shots.append(root / f"bag{i}.png")
+        Image.fromarray(images[j]).save(shots[-1])
+    return {"corpus": corpus, "encoder": enc, "model": model, "hd": hd, "shots": shots, "root": root}
+
+
+def test_regulariser_gradient_reaches_the_denoiser_not_the_frozen_encoder(tiny2d):
+    model = load_model(tiny2d["model"])
+    den = model.denoiser.train().requires_grad_(True)
+    torch.nn.init.normal_(den.w_out, std=0.02)
+    x0 = model.normalise(init_params(model.spec, 4, torch.Generator().manual_seed(0)))
+    cond = torch.randn(4, model.encoder.config.feature_dim)
+    grads = {}
+    for lam in (0.0, 0.1):
+        den.zero_grad(set_to_none=True)
+        loss, parts = diffusion_loss(model, den, Schedule(), x0, cond, torch.Generator().manual_seed(3),
+                                     0.0, lam, 4, "fp32")
+        loss.backward()
+        grads[lam] = den.w_out.grad.clone()
+    assert parts["reg"] > 0
+    assert all(p.grad is None and not p.requires_grad for p in model.encoder.parameters())
+    assert not torch.allclose(grads[0.0], grads[0.1])
+
+
+def test_model_file_is_self_contained(tiny2d):
+    model = load_model(tiny2d["model"])
+    assert model.method == "equigen" and model.encoder is not None and model.spec == MNIST_SIREN
+    assert model.meta["train"]["recipe"]["steps"] == TINY_TRAIN.steps
+    assert model.meta["classes"]["target"] == ["ankle_boot", "bag"]
+    assert model.feature_scale.shape == (32,)
+    hd = load_model(tiny2d["hd"])
+    assert hd.method == "hyperdiffusion" and hd.encoder is None
+
+
+def test_train_resumes_from_its_checkpoint(tiny2d, tmp_path):
+    out = tmp_path / "m.safetensors"
+    gen = train(tiny2d["corpus"], out, tiny2d["encoder"], TINY_TRAIN)
+    for event in gen:
+        if event.stage == "train" and event.done == 12:
+            gen.close()
+            break
+    assert out.with_name(out.name + ".ckpt").exists() and not out.exists()
+    summary = drive(train(tiny2d["corpus"], out, tiny2d["encoder"], TINY_TRAIN))
+    assert summary["steps"] == 20 and out.exists()
+    with pytest.raises(InputError, match="needs --encoder"):
+        drive(train(tiny2d["corpus"], tmp_path / "x.safetensors", None, TINY_TRAIN))
+
+
+def test_adapt_and_sample_are_deterministic_and_cancellable(tiny2d):
+    model = load_model(tiny2d["model"])
+    before = {k: v.clone() for k, v in model.denoiser.state_dict().items()}
+    shots = drive(load_shots(model, tiny2d["shots"]))
+    assert shots.names == [p.name for p in tiny2d["shots"]]
+    gen = adapt(model, shots, AdaptConfig(steps=50))
+    for event in gen:
+        if event.done == 3:
+            gen.close()
+            break
+    assert all(torch.equal(before[k], v) for k, v in model.denoiser.state_dict().items())
+    with pytest.raises(Cancelled):
+        drive(adapt(model, shots, AdaptConfig(steps=50)), should_stop=lambda: True)
+    adapted = drive(adapt(model, shots, AdaptConfig(steps=5)))
+    assert adapted.shots.features.shape == (5, 32)
+    assert not torch.equal(next(iter(adapted.denoiser.parameters())), next(iter(model.denoiser.parameters())))
+    cfg = GenerateConfig(n=6, steps=8, seed=4)
+    a = drive(sample(adapted, config=cfg))
+    b = drive(sample(adapted, config=cfg))
+    c = drive(sample(adapted, config=dataclasses.replace(cfg, seed=5)))
+    assert a["seq.0.weight"].shape == (6, 32, 2)
+    assert all(torch.equal(a[k], b[k]) for k in a) and not torch.equal(a["seq.1.weight"], c["seq.1.weight"])
+    with pytest.raises(Cancelled):
+        drive(sample(adapted, config=cfg), should_stop=lambda: True)
+    events = list(_events(sample(adapted, config=cfg)))
+    assert [e.done for e in events] == list(range(1, 9))
+
+
+def _events(gen):
+    try:
+        while True:
+            yield next(gen)
+    except StopIteration:
+        return
+
+
+def test_methods_and_user_errors(tiny2d, tmp_path):
+    model = load_model(tiny2d["model"])
+    shots = drive(load_shots(model, tiny2d["shots"][:2]))
+    adapted = drive(adapt(model, shots, AdaptConfig(steps=2)))
+    at_shots = drive(sample(adapted, config=GenerateConfig(n=4, method="shots-noise", diversity=0.0)))
+    torch.testing.assert_close(at_shots["seq.1.weight"][2], shots.params["seq.1.weight"][0])
+    for method in ("equigen", "equigen-no-perturb"):
+        drive(sample(adapted, config=GenerateConfig(n=2, steps=3, method=method)))
+    with pytest.raises(InputError, match="hyperdiffusion"):
+        drive(sample(adapted, config=GenerateConfig(n=2, method="hyperdiffusion")))
+    hd = load_model(tiny2d["hd"])
+    hd_adapted = drive(adapt(hd, drive(load_shots(hd, tiny2d["shots"][:2])), AdaptConfig(steps=2)))
+    out = drive(sample(hd_adapted, config=GenerateConfig(n=2, steps=3, method="hyperdiffusion")))
+    assert out["seq.0.weight"].shape[0] == 2
+    with pytest.raises(InputError, match="needs an EquiGen model"):
+        drive(sample(hd_adapted, config=GenerateConfig(n=2, method="equigen")))
+    with pytest.raises(InputError, match="no shots"):
+        drive(load_shots(model, []))
+    import trimesh
+
+    mesh = tmp_path / "box.obj"
+    trimesh.creation.box().export(mesh)
+    with pytest.raises(InputError, match="makes images"):
+        drive(load_shots(model, [mesh]))
+    with pytest.raises(InputError, match="needs shots"):
+        drive(sample(model, config=GenerateConfig(n=2)))
+
+
+def test_inr_shots_from_another_basin_are_refitted_and_own_ones_kept(tiny2d, tmp_path):
+    from engine.fit.images import fit_images
+    from engine.functional import init_from_seed
+    from engine.inr_io import INR, save_inr
+
+    model = load_model(tiny2d["model"])
+    frames = np.stack([np.asarray(Image.open(p), dtype=np.float32) / 255 for p in tiny2d["shots"][:2]])
+    other = drive(fit_images(frames, init_from_seed(MNIST_SIREN, 123)))
+    foreign = tmp_path / "foreign.safetensors"
+    save_inr(foreign, INR.from_batch(MNIST_SIREN, other.params, 0, {}))
+    own = tmp_path / "own.safetensors"
+    shots = drive(load_shots(model, [foreign]))
+    save_inr(own, INR.from_batch(MNIST_SIREN, shots.params, 0, {"init_sha": model.init_sha}))
+    refit = shots.params["seq.0.weight"][0]
+    # re-fitted from the model's init: close to it, far from the foreign init
+    start = model.init["seq.0.weight"][0]
+    assert (refit - start).norm() < (other.params["seq.0.weight"][0] - start).norm()
+    kept = drive(load_shots(model, [own]))
+    assert torch.equal(kept.params["seq.0.weight"][0], refit)
+
+
+def test_cli_train_adapt_generate_2d(tiny2d, tmp_path, capsys):
+    from engine.cli import main
+
+    model = tmp_path / "m.safetensors"
+    assert main(["train", "--data", str(tiny2d["corpus"]), "--encoder", str(tiny2d["encoder"]),
+                 "--out", str(model), "--steps", "4", "--width", "32", "--depth", "1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 4
+    adapted = tmp_path / "a.safetensors"
+    assert main(["adapt", "--model", str(model), *map(str, tiny2d["shots"]), "--out", str(adapted),
+                 "--steps", "3", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 3
+    out = tmp_path / "gen"
+    assert main(["generate", "--model", str(adapted), "-n", "3", "--diversity", "0.7", "--steps", "5",
+                 "--out", str(out), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["n"] == 3 and len(r["samples"]) == 3
+    for s in r["samples"]:
+        im = np.asarray(Image.open(s["path"]))
+        assert im.shape == (256, 256) and im.dtype == np.uint8
+    assert main(["generate", "--model", str(adapted), "-n", "2", "--format", "obj", "--out", str(out)]) == 2
+    assert "mesh format" in capsys.readouterr().err
+    assert main(["adapt", "--model", str(tiny2d["corpus"] / "init.safetensors"), str(tiny2d["shots"][0]),
+                 "--out", str(tmp_path / "x.safetensors")]) == 2
+    assert "not an EquiGen model file" in capsys.readouterr().err
+
+
+def test_tiny_3d_train_adapt_generate_gives_watertight_meshes(tmp_path):
+    import trimesh
+
+    from engine.diffusion.outputs import write_samples
+
+    corpus = tmp_path / "corpus"
+    drive(build_corpus(BuildConfig(kind="shapes3d", families=("chair", "mug"), count=2,
+                                   target_classes=("mug",)), corpus))
+    enc = tmp_path / "enc.safetensors"
+    drive(pretrain(corpus, enc, PretrainConfig(epochs=1, batch_size=2, encoder=EncoderConfig(
+        width=4, depth=2, feature_dim=16, proj_dim=8))))
+    model_path = tmp_path / "model.safetensors"
+    drive(train(corpus, model_path, enc, dataclasses.replace(TINY_TRAIN, steps=10, batch_size=2, reg_items=1)))
+    model = load_model(model_path)
+    assert model.spec == HD_OCCUPANCY
+    shot = tmp_path / "cup.obj"
+    trimesh.creation.cylinder(0.3, 0.6).export(shot)
+    adapted = drive(adapt(model, drive(load_shots(model, [shot])), AdaptConfig(steps=3, batch_size=2)))
+    save_model(tmp_path / "adapted.safetensors", adapted)
+    params = drive(sample(load_model(tmp_path / "adapted.safetensors"), config=GenerateConfig(n=2, steps=4)))
+    records = drive(write_samples(HD_OCCUPANCY, params, tmp_path / "out", "obj", [{}, {}], resolution=48))
+    for r in records:
+        assert r["path"] is not None and r["watertight"]
+        assert trimesh.load(r["path"], force="mesh").is_watertight
+    at_shot = drive(sample(adapted, config=GenerateConfig(n=1, method="shots-noise", diversity=0.0)))
+    rec = drive(write_samples(HD_OCCUPANCY, at_shot, tmp_path / "noise", "ply", [{}], resolution=48))[0]
+    assert rec["watertight"] and rec["pieces"] == 1
