@@ -259,7 +259,8 @@ def cmd_pretrain(args) -> None:
 
     cfg = with_overrides(PretrainConfig(), epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, seed=args.seed, max_minutes=args.minutes,
-                         width=args.width, depth=args.depth, precision=args.precision)
+                         width=args.width, depth=args.depth, precision=args.precision,
+                         probes=False if args.no_probes else None, positives=args.positives)
     rank, world, _, _ = _distributed()
     bar = _ProgressLine(not args.json and rank == 0)
     summary = drive(pretrain(args.data, args.out, cfg, rank, world), on_progress=bar)
@@ -290,7 +291,8 @@ def cmd_train(args) -> None:
 
     cfg = with_overrides(TrainConfig(), method=args.method, steps=args.steps, batch_size=args.batch_size,
                          lr=args.lr, seed=args.seed, max_minutes=args.minutes, width=args.width,
-                         depth=args.depth, reg_weight=args.reg_weight, precision=args.precision)
+                         depth=args.depth, reg_weight=args.reg_weight, reg_items=args.reg_items,
+                         precision=args.precision)
     rank, world, _, _ = _distributed()
     bar = _ProgressLine(not args.json and rank == 0)
     summary = drive(train(args.data, args.out, args.encoder, cfg, rank, world), on_progress=bar)
@@ -420,6 +422,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--minutes", type=float, default=None, help="stop and save after this long")
     sp.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
                     help="auto (default): bf16 matmuls where the CPU does them natively")
+    sp.add_argument("--positives", choices=["class", "instance"], default=None,
+                    help="class (default): same-class items are positives too; instance: the paper's NT-Xent")
+    sp.add_argument("--no-probes", action="store_true",
+                    help="the paper's pure weight-space encoder, without probe features")
     common(sp)
     sp.set_defaults(func=cmd_pretrain)
 
@@ -441,6 +447,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--depth", type=int, default=None, help="transformer blocks")
     sp.add_argument("--lr", type=float, default=None)
     sp.add_argument("--reg-weight", type=float, default=None, help="λ of the equivariance regulariser")
+    sp.add_argument("--reg-items", type=int, default=None, help="items per batch the regulariser sees (16)")
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--minutes", type=float, default=None, help="stop and save after this long")
     sp.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)

@@ -7,6 +7,7 @@ different networks are evaluated in one call with batched matrix products.
 
 from __future__ import annotations
 
+import hashlib
 import math
 
 import torch
@@ -106,6 +107,16 @@ def select(params: Params, index) -> Params:
 
 def concat(parts: list[Params]) -> Params:
     return {k: torch.cat([p[k] for p in parts], dim=0) for k in parts[0]}
+
+
+def params_digest(params: Params) -> str:
+    """A short content hash of weights (keys and fp32 values): tells whether an INR was fitted
+    from a given initialisation (fits record their init's digest)."""
+    h = hashlib.sha256()
+    for k in sorted(params):
+        h.update(k.encode())
+        h.update(params[k].detach().float().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def image_grid(size: int, domain: tuple[float, float] = (-1.0, 1.0)) -> torch.Tensor:

@@ -24,7 +24,7 @@ from engine.fit.loop import FitOutcome
 from engine.fit.meshes import (
     MESH_SUFFIXES, MeshFitConfig, fit_occupancy, load_mesh, normalise_mesh, sample_occupancy,
 )
-from engine.functional import Params, init_from_seed
+from engine.functional import Params, init_from_seed, params_digest
 from engine.inr_io import INR, INR_SUFFIXES, TORCH_SUFFIXES, load_inr, save_inr
 from engine.progress import Progress, ProgressGen, relay
 from engine.spec import HD_OCCUPANCY, MNIST_SIREN, INRSpec
@@ -132,7 +132,8 @@ def fit_files(
             outcome = yield from relay(
                 fit_images(frames, params, image_spec, image_config), "fit", len(reports), total
             )
-            reports += _write(image_spec, outcome, batch, outs, "psnr_db", "image", init_id)
+            reports += _write(image_spec, outcome, batch, outs, "psnr_db", "image", init_id,
+                              params_digest(params))
             yield Progress("fit", len(reports), total, f"wrote {len(reports)} of {total}")
 
     if meshes:
@@ -146,13 +147,14 @@ def fit_files(
             outcome = yield from relay(
                 fit_occupancy(samples, params, mesh_spec, mesh_config), "fit", len(reports), total
             )
-            reports += _write(mesh_spec, outcome, batch, outs, "iou", "mesh", init_id)
+            reports += _write(mesh_spec, outcome, batch, outs, "iou", "mesh", init_id,
+                              params_digest(params))
             yield Progress("fit", len(reports), total, f"wrote {len(reports)} of {total}")
     return reports
 
 
-def _write(spec, outcome: FitOutcome, batch, outs, metric: str, kind: str, init_id: str):
-    metas = [{"source": p.name, "source_kind": kind, "init": init_id} for p, _ in batch]
+def _write(spec, outcome: FitOutcome, batch, outs, metric: str, kind: str, init_id: str, init_sha: str):
+    metas = [{"source": p.name, "source_kind": kind, "init": init_id, "init_sha": init_sha} for p, _ in batch]
     inrs = outcome_to_inrs(spec, outcome, metas, metric)
     reports = []
     for (p, _), inr in zip(batch, inrs):

@@ -74,3 +74,39 @@ def fitted_shape():
     samples = [sample_occupancy(normalise_mesh(shape), seed=1)]
     out = drive(fit_occupancy(samples, init_from_seed(HD_OCCUPANCY, 0)))
     return INR.from_batch(HD_OCCUPANCY, out.params, 0, {"iou": float(out.quality[0])}), out
+
+
+@pytest.fixture(scope="session")
+def tiny2d(tmp_path_factory):
+    """A tiny Fashion-MNIST corpus, encoder and EquiGen + HyperDiffusion models, made once."""
+    import dataclasses
+
+    from PIL import Image
+
+    from engine.data.build import BuildConfig, build_corpus
+    from engine.diffusion.denoiser import DenoiserConfig
+    from engine.diffusion.train import TrainConfig, train
+    from engine.encoder.model import EncoderConfig
+    from engine.encoder.pretrain import PretrainConfig, pretrain
+    from engine.progress import drive
+
+    root = tmp_path_factory.mktemp("gen2d")
+    corpus = root / "corpus"
+    drive(build_corpus(BuildConfig(kind="fashion-mnist", per_class=8, chunk_size=40), corpus))
+    enc = root / "enc.safetensors"
+    drive(pretrain(corpus, enc, PretrainConfig(epochs=1, batch_size=16, encoder=EncoderConfig(
+        width=8, depth=2, feature_dim=32, proj_dim=16))))
+    tiny_train = TrainConfig(steps=20, batch_size=16, checkpoint_every=10, reg_items=4,
+                             denoiser=DenoiserConfig(width=32, depth=2, heads=2))
+    model = root / "model.safetensors"
+    drive(train(corpus, model, enc, tiny_train))
+    hd = root / "hd.safetensors"
+    drive(train(corpus, hd, None, dataclasses.replace(tiny_train, method="hyperdiffusion")))
+    from engine.data.idx import fashion_mnist
+
+    images, labels = fashion_mnist("test")
+    shots = []
+    for i, j in enumerate(np.where(labels == 8)[0][:5]):  # bags: a target class
+        shots.append(root / f"bag{i}.png")
+        Image.fromarray(images[j]).save(shots[-1])
+    return {"corpus": corpus, "encoder": enc, "model": model, "hd": hd, "shots": shots, "root": root}

@@ -110,6 +110,9 @@ class INRDataset(Dataset):
         params = {k: h.get_slice(k)[r["pos"] : r["pos"] + 1][0] for k in self._keys}
         return self._view.record(r, params, self.transform)
 
+    def class_index(self, name: str) -> int:
+        return self._view.class_index[name]
+
     def labels(self) -> np.ndarray:
         return np.array([self._view.class_index[r["class"]] for r in self.rows])
 

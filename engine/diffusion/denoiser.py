@@ -1,7 +1,9 @@
 """The denoiser: a transformer over weight tokens that predicts clean weights x0.
 
 G.pt / HyperDiffusion design (``METHOD.md`` §4): one token per tensor chunk (``tokens.py``), a
-per-token linear map in and out, learned positions, pre-LN blocks. The timestep and the condition
+linear map in and out per weight tensor (the chunks of one tensor hold the same kind of numbers
+and share it; learned positions tell them apart, and the 3D model is 5× smaller for it), pre-LN
+blocks. The timestep and the condition
 (the encoder feature ψ of the INR, or nothing for the unconditional HyperDiffusion baseline) enter
 every block by adaLN-Zero modulation (DiT), which for a single condition vector is the cheap
 equivalent of the official single-token cross-attention. A learned "null" condition stands in for
@@ -24,8 +26,8 @@ from engine.diffusion.tokens import TokenLayout
 class DenoiserConfig:
     """Sized so that training, adaptation and sampling run on a 2-core CPU."""
 
-    width: int = 256
-    depth: int = 6
+    width: int = 192
+    depth: int = 4
     heads: int = 4
     mlp_ratio: float = 4.0
     max_token: int = 1024  # numbers per weight token
@@ -77,8 +79,12 @@ class Denoiser(nn.Module):
         self.cond_dim = cond_dim
         T, E, d = layout.num_tokens, layout.token_size, config.width
         self.register_buffer("mask", layout.mask.float(), persistent=False)
-        self.w_in = nn.Parameter(torch.randn(T, E, d) / math.sqrt(E))
-        self.b_in = nn.Parameter(torch.zeros(T, d))
+        owners = list(layout.token_tensor)
+        # the token range of each tensor (its chunks are contiguous and in order)
+        self.groups = [slice(owners.index(g), len(owners) - owners[::-1].index(g)) for g in range(len(layout.keys))]
+        G = len(self.groups)
+        self.w_in = nn.Parameter(torch.randn(G, E, d) / math.sqrt(E))
+        self.b_in = nn.Parameter(torch.zeros(G, d))
         self.pos = nn.Parameter(torch.randn(T, d) * 0.02)
         self.time = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
         if cond_dim:
@@ -89,12 +95,13 @@ class Denoiser(nn.Module):
         self.mod_out = nn.Linear(d, 2 * d)
         nn.init.zeros_(self.mod_out.weight)
         nn.init.zeros_(self.mod_out.bias)
-        self.w_out = nn.Parameter(torch.zeros(T, d, E))  # starts by predicting the mean weights
-        self.b_out = nn.Parameter(torch.zeros(T, E))
+        self.w_out = nn.Parameter(torch.zeros(G, d, E))  # starts by predicting the mean weights
+        self.b_out = nn.Parameter(torch.zeros(G, E))
 
     def forward(self, tokens: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
                 drop: torch.Tensor | None = None) -> torch.Tensor:
-        x = torch.einsum("bte,ted->btd", tokens, self.w_in) + self.b_in + self.pos
+        x = torch.cat([tokens[:, idx] @ self.w_in[g] + self.b_in[g] for g, idx in enumerate(self.groups)], 1)
+        x = x + self.pos
         c = self.time(timestep_embedding(t, self.config.width))
         if self.cond_dim:
             if cond is None:
@@ -108,5 +115,5 @@ class Denoiser(nn.Module):
             x = block(x, c)
         shift, scale = self.mod_out(F.silu(c))[:, None].chunk(2, dim=2)
         x = self.norm_out(x) * (1 + scale) + shift
-        out = torch.einsum("btd,tde->bte", x, self.w_out) + self.b_out
+        out = torch.cat([x[:, idx] @ self.w_out[g] + self.b_out[g] for g, idx in enumerate(self.groups)], 1)
         return out * self.mask

@@ -11,7 +11,6 @@ and after adaptation the shots' names and the adaptation recipe.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -26,7 +25,7 @@ from engine.diffusion.denoiser import Denoiser, DenoiserConfig
 from engine.diffusion.tokens import TokenLayout, flatten, token_layout, unflatten
 from engine.encoder.model import EncoderConfig, WeightEncoder
 from engine.errors import InputError
-from engine.functional import Params
+from engine.functional import Params, params_digest
 from engine.spec import INRSpec
 
 MODEL_FORMAT = "equigen-model"
@@ -64,7 +63,7 @@ class WeightDiffusion:
     @property
     def init_sha(self) -> str:
         """Content hash of the shared init: INR files carrying it are already in this basin."""
-        return init_sha(self.init)
+        return params_digest(self.init)
 
     def normalise(self, params: Params) -> torch.Tensor:
         """Weights ``{key: (B, *shape)}`` → normalised flat vectors ``(B, P)``."""
@@ -75,16 +74,12 @@ class WeightDiffusion:
         return unflatten(self.layout, x * self.std + self.mean)
 
 
-def init_sha(init: Params) -> str:
-    h = hashlib.sha256()
-    for k in sorted(init):
-        h.update(k.encode())
-        h.update(init[k].detach().float().contiguous().numpy().tobytes())
-    return h.hexdigest()[:16]
+def save_model(path: str | os.PathLike, model: WeightDiffusion, half: bool = False) -> Path:
+    """Write ``model`` to ``path`` atomically (see the module docstring for the layout).
 
-
-def save_model(path: str | os.PathLike, model: WeightDiffusion) -> Path:
-    """Write ``model`` to ``path`` atomically (see the module docstring for the layout)."""
+    half: store the denoiser and encoder weights as float16 (half the size, for models that
+    ship with the app); statistics, init and shots stay float32, so the init hash is unchanged.
+    """
     tensors = {f"denoiser.{k}": v for k, v in model.denoiser.state_dict().items()}
     if model.encoder is not None:
         tensors |= {f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}
@@ -103,7 +98,9 @@ def save_model(path: str | os.PathLike, model: WeightDiffusion) -> Path:
         if model.shots.features is not None:
             tensors["shots.features"] = model.shots.features
         header["shots"] = json.dumps(model.shots.names)
-    tensors = {k: v.detach().float().contiguous().clone() for k, v in tensors.items()}
+    small = torch.float16 if half else torch.float32
+    tensors = {k: v.detach().to(small if k.startswith(("denoiser.", "encoder.")) else torch.float32)
+               .contiguous().clone() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=header)
     return Path(path)
@@ -117,7 +114,7 @@ def load_model(path: str | os.PathLike) -> WeightDiffusion:
     try:
         with safe_open(str(path), framework="pt") as f:
             header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
+            tensors = {k: f.get_tensor(k).float() for k in f.keys()}
     except (SafetensorError, OSError) as e:
         raise InputError(f"{path}: unreadable model file ({e})") from None
     if header.get("format") != MODEL_FORMAT:

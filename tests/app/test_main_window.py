@@ -105,3 +105,45 @@ def test_cancel_stops_fitting_and_adds_nothing(qtbot, window, tmp_path, fashion)
     _wait(qtbot, window)
     assert window.model.rowCount() == 0
     assert not window.last_problems
+
+
+def test_generate_from_dropped_shots_then_export_generated(qtbot, window, tiny2d, tmp_path):
+    assert window.load_model(tiny2d["model"])
+    methods = [window.panel.method_box.itemData(i) for i in range(window.panel.method_box.count())]
+    assert methods == ["equigen", "equigen-no-perturb", "shots-noise"]
+    window.generate()  # no shots yet: a message, no work
+    assert not window.busy and "drop 1 to 20 examples" in window.last_problems[-1]
+    window.open_paths(tiny2d["shots"][:3])
+    _wait(qtbot, window)
+    window.panel.count.setValue(5)
+    window.panel.diversity.setValue(80)
+    window.generate()
+    assert window.busy
+    _wait(qtbot, window, timeout=120_000)
+    assert window.generated.rowCount() == 5
+    assert window.session.is_adapted_to([pv.path for pv in window.model.previews()])
+    pixmap = window.generated.index(0).data(Qt.ItemDataRole.DecorationRole)
+    assert not pixmap.isNull() and pixmap.width() > 0
+    window.panel.count.setValue(2)
+    window.generate()  # same shots: sampling only, no new adaptation
+    _wait(qtbot, window)
+    assert window.generated.rowCount() == 2
+    sel = window.generated_view.selectionModel()
+    sel.select(window.generated.index(1), QItemSelectionModel.SelectionFlag.Select)
+    out = tmp_path / "gen-export"
+    window.export_selected(out, ".obj")
+    _wait(qtbot, window)
+    assert [p.name for p in out.iterdir()] == ["generated-s0-001.png"]
+
+
+def test_a_wrong_model_file_or_wrong_shots_say_what_to_do(qtbot, window, tiny2d, tmp_path):
+    assert not window.load_model(tiny2d["corpus"] / "init.safetensors")
+    assert "not an EquiGen model file" in window.last_problems[-1]
+    assert window.load_model(tiny2d["model"])
+    trimesh.creation.box().export(tmp_path / "box.obj")
+    window.open_paths([tmp_path / "box.obj"])
+    _wait(qtbot, window)
+    window.generate()
+    assert not window.busy
+    assert "none of the shots is 2D" in window.last_problems[-1] and "Traceback" not in window.last_problems[-1]
+    assert window.generated.rowCount() == 0

@@ -101,29 +101,6 @@ def test_conditions_stay_at_the_shots_at_zero_and_spread_with_diversity():
     torch.testing.assert_close(blend[-1], feats[3])
 
 
-@pytest.fixture(scope="module")
-def tiny2d(tmp_path_factory):
-    """A tiny Fashion-MNIST corpus, encoder and EquiGen + HyperDiffusion models, made once."""
-    root = tmp_path_factory.mktemp("gen2d")
-    corpus = root / "corpus"
-    drive(build_corpus(BuildConfig(kind="fashion-mnist", per_class=8, chunk_size=40), corpus))
-    enc = root / "enc.safetensors"
-    drive(pretrain(corpus, enc, PretrainConfig(epochs=1, batch_size=16, encoder=EncoderConfig(
-        width=8, depth=2, feature_dim=32, proj_dim=16))))
-    model = root / "model.safetensors"
-    drive(train(corpus, model, enc, TINY_TRAIN))
-    hd = root / "hd.safetensors"
-    drive(train(corpus, hd, None, dataclasses.replace(TINY_TRAIN, method="hyperdiffusion")))
-    from engine.data.idx import fashion_mnist
-
-    images, labels = fashion_mnist("test")
-    shots = []
-    for i, j in enumerate(np.where(labels == 8)[0][:5]):  # bags: a target class
-        shots.append(root / f"bag{i}.png")
-        Image.fromarray(images[j]).save(shots[-1])
-    return {"corpus": corpus, "encoder": enc, "model": model, "hd": hd, "shots": shots, "root": root}
-
-
 def test_regulariser_gradient_reaches_the_denoiser_not_the_frozen_encoder(tiny2d):
     model = load_model(tiny2d["model"])
     den = model.denoiser.train().requires_grad_(True)
@@ -304,3 +281,28 @@ def test_tiny_3d_train_adapt_generate_gives_watertight_meshes(tmp_path):
     at_shot = drive(sample(adapted, config=GenerateConfig(n=1, method="shots-noise", diversity=0.0)))
     rec = drive(write_samples(HD_OCCUPANCY, at_shot, tmp_path / "noise", "ply", [{}], resolution=48))[0]
     assert rec["watertight"] and rec["pieces"] == 1
+
+
+def test_pretrain_and_train_run_data_parallel_under_torchrun(tiny2d, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    torchrun = Path(sys.executable).parent / "torchrun"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    common = [str(torchrun), "--nproc_per_node=2", "--master_port=29541", "-m", "engine", "--threads", "1"]
+    enc = tmp_path / "enc.safetensors"
+    r = subprocess.run([*common, "pretrain", "--data", str(tiny2d["corpus"]), "--out", str(enc), "--epochs", "1",
+                        "--batch-size", "16", "--width", "4", "--depth", "1", "--json"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads(r.stdout.strip().splitlines()[-1])["world_size"] == 2
+    out = tmp_path / "m.safetensors"
+    r = subprocess.run([*common, "train", "--data", str(tiny2d["corpus"]), "--encoder", str(enc), "--out", str(out),
+                        "--steps", "3", "--batch-size", "8", "--width", "32", "--depth", "1", "--json"],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    summary = json.loads(r.stdout.strip().splitlines()[-1])
+    assert summary["world_size"] == 2 and summary["steps"] == 3
+    assert load_model(out).meta["train"]["summary"]["world_size"] == 2

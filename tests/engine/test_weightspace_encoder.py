@@ -133,6 +133,12 @@ def test_single_layer_is_equivariant_not_merely_invariant():
 def test_nt_xent_prefers_matching_views():
     z = torch.randn(16, 8)
     assert nt_xent(z, z, 0.1) < nt_xent(z, torch.randn(16, 8), 0.1)
+    # one group per item is plain NT-Xent; class groups reward same-class neighbours
+    other = torch.randn(16, 8)
+    torch.testing.assert_close(nt_xent(z, other, 0.1, torch.arange(16)), nt_xent(z, other, 0.1))
+    classes = torch.arange(16) % 2
+    clustered = torch.nn.functional.one_hot(classes, 8).float() + 0.01 * torch.randn(16, 8)
+    assert nt_xent(clustered, clustered, 0.1, classes) < nt_xent(z, z, 0.1, classes)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,80 @@
+"""Contact sheet of few-shot generation: the shots, then samples at several diversities and methods.
+
+Run: ``.venv/bin/python benchmarks/sheet_generator.py --model MODEL --out sheet.png [--n 8]``.
+Shots are the benchmark's (ten renders of "9" for 2D models, ten lamps for 3D ones). Rows: the
+shots (as fitted into the model's basin), EquiGen at diversity 0, 0.5 and 1, and the shots-noise
+baseline at diversity 0.3, all with the same seed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from bench_generator import glyph_shots, mesh_shots  # run as a script from benchmarks/
+from engine.decode import decode_images, extract_mesh
+from engine.diffusion.adapt import adapt
+from engine.diffusion.generate import GenerateConfig, sample
+from engine.diffusion.model_file import load_model
+from engine.diffusion.shots import load_shots
+from engine.errors import EmptyFieldError
+from engine.functional import Params
+from engine.inr_io import INR
+from engine.progress import drive
+
+
+def tiles(spec, params: Params, size: int) -> list[np.ndarray]:
+    n = next(iter(params.values())).shape[0]
+    if spec.in_dim == 2:
+        imgs = decode_images(spec, params)
+        return [np.asarray(Image.fromarray(np.round(i * 255).astype(np.uint8)).resize((size, size))) for i in imgs]
+    from engine.render import MeshRenderer
+
+    renderer = MeshRenderer(size)
+    out = []
+    for i in range(n):
+        try:
+            rgb = renderer.render(extract_mesh(INR.from_batch(spec, params, i), 96))
+            out.append(np.asarray(Image.fromarray(rgb).convert("L")))
+        except EmptyFieldError:
+            out.append(np.zeros((size, size), np.uint8))
+    renderer.close()
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--n", type=int, default=8)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--tile", type=int, default=64)
+    args = ap.parse_args()
+    model = load_model(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = glyph_shots(Path(tmp)) if model.spec.in_dim == 2 else mesh_shots(Path(tmp))
+        shots = drive(load_shots(model, paths))
+    adapted = drive(adapt(model, shots))
+    rows = [("shots", {k: v[: args.n] for k, v in shots.params.items()})]
+    for label, method, d in [("EquiGen D=0", "equigen", 0.0), ("EquiGen D=0.5", "equigen", 0.5),
+                             ("EquiGen D=1", "equigen", 1.0), ("shots+noise D=0.3", "shots-noise", 0.3)]:
+        cfg = GenerateConfig(n=args.n, diversity=d, method=method, seed=args.seed)
+        rows.append((label, drive(sample(adapted, config=cfg))))
+    t, label_w = args.tile, 130
+    sheet = Image.new("L", (label_w + args.n * (t + 4), len(rows) * (t + 4)), 255)
+    draw = ImageDraw.Draw(sheet)
+    for r, (label, params) in enumerate(rows):
+        y = r * (t + 4)
+        draw.text((4, y + t // 2 - 6), label, fill=0)
+        for c, tile in enumerate(tiles(model.spec, params, t)):
+            sheet.paste(Image.fromarray(tile), (label_w + c * (t + 4), y))
+    sheet.save(args.out)
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

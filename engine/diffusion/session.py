@@ -1,0 +1,78 @@
+"""What the desktop app drives: one model, its last adaptation, and generation on demand.
+
+Adapting is the slow part (seconds to a minute), sampling the fast one (about a second), so the
+session keeps the adapted model for the current shots and only re-adapts when the shots (or their
+files) change: moving the diversity slider and pressing Generate again samples straight away.
+Used from one worker thread at a time.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.diffusion.adapt import AdaptConfig, adapt
+from engine.diffusion.generate import GenerateConfig, sample
+from engine.diffusion.model_file import WeightDiffusion, load_model
+from engine.diffusion.shots import load_shots
+from engine.inr_io import INR
+from engine.progress import ProgressGen
+from engine.session import Preview, preview
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: str
+    method: str
+    spec: str
+    domain: str  # "2d" or "3d"
+    target_classes: tuple[str, ...]
+
+
+def describe_model(model: WeightDiffusion, path: str | os.PathLike) -> ModelInfo:
+    classes = tuple(model.meta.get("classes", {}).get("target", ()))
+    return ModelInfo(str(path), model.method, model.spec.name, "2d" if model.spec.in_dim == 2 else "3d", classes)
+
+
+class GenerationSession:
+    """A loaded model plus the cached adaptation to the current shots."""
+
+    def __init__(self, model_path: str | os.PathLike, adapt_config: AdaptConfig = AdaptConfig()):
+        self.model_path = Path(model_path)
+        self.model = load_model(model_path)
+        self.info = describe_model(self.model, model_path)
+        self.adapt_config = adapt_config
+        self._adapted: WeightDiffusion | None = None
+        self._key: tuple | None = None
+
+    @staticmethod
+    def _shots_key(paths: list[str | os.PathLike]) -> tuple:
+        return tuple((str(p), Path(p).stat().st_mtime_ns if Path(p).exists() else 0) for p in paths)
+
+    def is_adapted_to(self, shot_paths: list[str | os.PathLike]) -> bool:
+        return self._adapted is not None and self._key == self._shots_key(shot_paths)
+
+    def generate(self, shot_paths: list[str | os.PathLike], config: GenerateConfig,
+                 thumbnail_resolution: int = 64) -> ProgressGen[list[Preview]]:
+        """Adapt to ``shot_paths`` unless already adapted to them, then sample ``config.n`` INRs.
+
+        Returns previews named ``generated-s<seed>-<i>`` (2D: their image; 3D: a coarse mesh for
+        the thumbnail; export re-extracts at full resolution). Cancelling keeps the last
+        finished adaptation.
+        """
+        key = self._shots_key(shot_paths)
+        if self._adapted is None or self._key != key:
+            shots = yield from load_shots(self.model, shot_paths)
+            self._adapted = yield from adapt(self.model, shots, self.adapt_config)
+            self._key = key
+        params = yield from sample(self._adapted, config=config)
+        meta = {"generated_by": config.method, "model": self.model_path.name, "seed": config.seed,
+                "diversity": config.diversity, "init_sha": self.model.init_sha,
+                "shots": [Path(p).name for p in shot_paths]}
+        previews = []
+        for i in range(config.n):
+            inr = INR.from_batch(self.model.spec, params, i, dict(meta, index=i))
+            previews.append(preview(f"generated-s{config.seed}-{i:03d}.safetensors", inr,
+                                    mesh_resolution=thumbnail_resolution))
+        return previews

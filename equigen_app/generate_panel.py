@@ -1,0 +1,97 @@
+"""The generation controls: model, method, diversity slider, count, seed and the Generate button.
+
+Only widgets and their values; the main window runs the work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox, QFormLayout, QHBoxLayout, QLabel, QPushButton, QSlider, QSpinBox, QVBoxLayout, QWidget,
+)
+
+from engine.diffusion.generate import GenerateConfig
+
+METHOD_LABELS = {
+    "equigen": "EquiGen",
+    "equigen-no-perturb": "EquiGen, no perturbation",
+    "shots-noise": "Shots + weight noise (baseline)",
+    "hyperdiffusion": "HyperDiffusion (baseline)",
+}
+
+
+def bundled_models(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.safetensors")) if folder.is_dir() else []
+
+
+class GeneratePanel(QWidget):
+    generate_requested = Signal()
+    model_chosen = Signal(str)  # a path, or "" for "Open model…"
+
+    def __init__(self, models: list[Path], parent=None):
+        super().__init__(parent)
+        self.model_box = QComboBox()
+        for p in models:
+            self.model_box.addItem(p.stem, str(p))
+        self.model_box.addItem("Open model…", "")
+        self.model_box.activated.connect(lambda i: self.model_chosen.emit(self.model_box.itemData(i)))
+        self.model_info = QLabel()
+        self.model_info.setWordWrap(True)
+        self.model_info.setStyleSheet("color: gray;")
+        self.method_box = QComboBox()
+        self.diversity = QSlider(Qt.Orientation.Horizontal)
+        self.diversity.setRange(0, 100)
+        self.diversity.setValue(50)
+        self.diversity_label = QLabel("0.50")
+        self.diversity.valueChanged.connect(lambda v: self.diversity_label.setText(f"{v / 100:.2f}"))
+        self.diversity.setToolTip("0: stay at the shots · 1: most varied (moves along the shots' own "
+                                  "variation in the encoder's feature space)")
+        self.count = QSpinBox()
+        self.count.setRange(1, 64)
+        self.count.setValue(16)
+        self.seed = QSpinBox()
+        self.seed.setRange(0, 2**31 - 1)
+        self.generate_button = QPushButton("Generate")
+        self.generate_button.setDefault(True)
+        self.generate_button.clicked.connect(self.generate_requested)
+        self.shots_label = QLabel("Shots: drop 1–20 examples of the new kind of shape on the left")
+        self.shots_label.setWordWrap(True)
+
+        row = QHBoxLayout()
+        row.addWidget(self.diversity, 1)
+        row.addWidget(self.diversity_label)
+        form = QFormLayout()
+        form.addRow("Model", self.model_box)
+        form.addRow("", self.model_info)
+        form.addRow("Method", self.method_box)
+        form.addRow("Diversity", row)
+        form.addRow("How many", self.count)
+        form.addRow("Seed", self.seed)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.shots_label)
+        layout.addWidget(self.generate_button)
+        layout.addStretch(1)
+
+    def set_model(self, path: str, description: str, methods: list[str]) -> None:
+        i = self.model_box.findData(path)
+        if i < 0:
+            self.model_box.insertItem(self.model_box.count() - 1, Path(path).stem, path)
+            i = self.model_box.findData(path)
+        self.model_box.setCurrentIndex(i)
+        self.model_info.setText(description)
+        self.method_box.clear()
+        for m in methods:
+            self.method_box.addItem(METHOD_LABELS[m], m)
+
+    def reselect(self, path: str) -> None:
+        """Show ``path`` as the current model again (after a cancelled or failed choice)."""
+        i = self.model_box.findData(path)
+        if i >= 0:
+            self.model_box.setCurrentIndex(i)
+
+    def config(self) -> GenerateConfig:
+        return GenerateConfig(n=self.count.value(), diversity=self.diversity.value() / 100,
+                              seed=self.seed.value(), method=self.method_box.currentData() or "equigen")
