@@ -56,7 +56,7 @@ class GeneratePanel(QWidget):
         self.generate_button = QPushButton("Generate")
         self.generate_button.setDefault(True)
         self.generate_button.clicked.connect(self.generate_requested)
-        self.shots_label = QLabel("Shots: drop 1–20 examples of the new kind of shape on the left")
+        self.shots_label = QLabel("Drop 1–20 examples of the new kind of shape into Shots, then Generate")
         self.shots_label.setWordWrap(True)
 
         row = QHBoxLayout()
