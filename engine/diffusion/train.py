@@ -22,10 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
-from engine.atomic import atomic_path
+from engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from engine.data.dataset import INRDataset
 from engine.data.store import CorpusPaths, read_manifest, read_stats
 from engine.diffusion.denoiser import Denoiser, DenoiserConfig
@@ -97,39 +95,10 @@ def encode_all(encoder: WeightEncoder, params: dict, batch: int = 256) -> torch.
     return torch.cat([encoder({k: v[s : s + batch] for k, v in params.items()}) for s in range(0, n, batch)])
 
 
-def _ckpt(out: Path) -> Path:
-    return out.with_name(out.name + ".ckpt")
 
 
-def _save_ckpt(path: Path, denoiser, ema, opt, step: int, header: dict) -> None:
-    tensors = {f"model.{k}": v for k, v in denoiser.state_dict().items()}
-    tensors |= {f"ema.{k}": v for k, v in ema.state_dict().items()}
-    state = opt.state_dict()
-    for pid, st in state["state"].items():
-        for name, v in st.items():
-            tensors[f"opt.{pid}.{name}"] = torch.as_tensor(v)
-    tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
-    meta = dict(header, step=step, param_groups=state["param_groups"])
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"checkpoint": json.dumps(meta, default=str)})
 
 
-def _load_ckpt(path: Path, denoiser, ema, opt, header: dict) -> int:
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads((f.metadata() or {})["checkpoint"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if meta.get("config") != header["config"] or meta.get("data") != header["data"]:
-        raise InputError(f"{path} is a checkpoint of another run (other data or settings); "
-                         "delete it or use another --out")
-    denoiser.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-    state: dict = {"state": {}, "param_groups": meta["param_groups"]}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, pid, name = k.split(".", 2)
-            state["state"].setdefault(int(pid), {})[name] = v
-    opt.load_state_dict(state)
-    return int(meta["step"])
 
 
 def load_corpus_for_training(data: str | os.PathLike, encoder_path: str | os.PathLike | None,
@@ -195,10 +164,10 @@ def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | o
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     header = {"config": json.loads(json.dumps(config.to_dict())), "data": str(Path(data).resolve()),
               "encoder": str(encoder_path)}
-    ckpt = _ckpt(out)
+    ckpt = checkpoint_path(out)
     step = 0
     if ckpt.exists():
-        step = _load_ckpt(ckpt, denoiser, ema, opt, header)
+        step = load_checkpoint(ckpt, {"model": denoiser, "ema": ema}, opt, header)
     schedule = Schedule()
     n = x_all.shape[0]
     local = max(1, config.batch_size // world)
@@ -226,12 +195,12 @@ def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | o
         metrics = {k: sum(r.get(k, 0.0) for r in recent) / len(recent) for k in parts}
         yield Progress("train", step, config.steps, metrics=metrics)
         if rank == 0 and (step % config.checkpoint_every == 0 or step == config.steps):
-            _save_ckpt(ckpt, denoiser, ema, opt, step, header)
+            save_checkpoint(ckpt, {"model": denoiser, "ema": ema}, opt, step, header)
         if config.max_minutes is not None and (time.perf_counter() - t0) / 60 >= config.max_minutes \
                 and step < config.steps:
             stopped_early = True
             if rank == 0:
-                _save_ckpt(ckpt, denoiser, ema, opt, step, header)
+                save_checkpoint(ckpt, {"model": denoiser, "ema": ema}, opt, step, header)
             break
     summary = {
         "method": config.method, "steps": step, "steps_planned": config.steps,

@@ -24,10 +24,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
-from safetensors.torch import save_file
 
-from engine.atomic import atomic_path
+from engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from engine.data.dataset import INRDataset
 from engine.data.store import read_stats
 from engine.encoder.model import EncoderConfig, WeightEncoder, save_encoder, tensor_stats
@@ -134,36 +132,10 @@ def _items_and_fits(ds: INRDataset) -> list[list[int]]:
     return [[i for _, i in sorted(v)] for _, v in sorted(by_item.items())]
 
 
-def _checkpoint_path(out: Path) -> Path:
-    return out.with_name(out.name + ".ckpt")
 
 
-def _save_checkpoint(path: Path, model, opt, step: int, header: dict) -> None:
-    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
-    state = opt.state_dict()
-    for pid, st in state["state"].items():
-        for name, v in st.items():
-            tensors[f"opt.{pid}.{name}"] = torch.as_tensor(v).detach().contiguous().clone()
-    meta = dict(header, step=step, param_groups=state["param_groups"])
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"checkpoint": json.dumps(meta, default=str)})
 
 
-def _load_checkpoint(path: Path, model, opt, header: dict) -> int:
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads((f.metadata() or {})["checkpoint"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if meta.get("config") != header["config"] or meta.get("data") != header["data"]:
-        raise InputError(f"{path} is a checkpoint of another run (other data or settings); "
-                         "delete it or use another --out")
-    model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    state: dict = {"state": {}, "param_groups": meta["param_groups"]}
-    for k, v in tensors.items():
-        if k.startswith("opt."):
-            _, pid, name = k.split(".", 2)
-            state["state"].setdefault(int(pid), {})[name] = v
-    opt.load_state_dict(state)
-    return int(meta["step"])
 
 
 def pretrain(
@@ -198,10 +170,10 @@ def pretrain(
     steps_per_epoch = max(1, len(items) // per_step)
     total = steps_per_epoch * config.epochs
     header = {"config": json.loads(json.dumps(config.to_dict())), "data": str(Path(data).resolve())}
-    ckpt = _checkpoint_path(out)
+    ckpt = checkpoint_path(out)
     step = 0
     if ckpt.exists():
-        step = _load_checkpoint(ckpt, model, opt, header)
+        step = load_checkpoint(ckpt, {"model": model}, opt, header)
         log.info("resuming pre-training at step %d of %d", step, total)
     schedule = lambda s: 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))  # noqa: E731
     augment = Augmenter(spec, config.augment, t_std)
@@ -242,11 +214,11 @@ def pretrain(
         yield Progress("pretrain", step, total, metrics={"loss": losses[-1], "epoch": float(epoch)})
         minutes = (time.perf_counter() - t0) / 60
         if rank == 0 and (step % config.checkpoint_every == 0 or step == total):
-            _save_checkpoint(ckpt, model, opt, step, header)
+            save_checkpoint(ckpt, {"model": model}, opt, step, header)
         if config.max_minutes is not None and minutes >= config.max_minutes and step < total:
             stopped_early = True
             if rank == 0:
-                _save_checkpoint(ckpt, model, opt, step, header)
+                save_checkpoint(ckpt, {"model": model}, opt, step, header)
             break
     summary = {
         "steps": step, "steps_planned": total, "epochs": step / steps_per_epoch,

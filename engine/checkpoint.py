@@ -1,0 +1,58 @@
+"""Training checkpoints: modules, optimiser state and step in one atomic safetensors file.
+
+Shared by encoder pre-training and diffusion training, so a stopped run resumes where it was.
+A checkpoint records the run's settings and data; resuming with other ones is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from engine.atomic import atomic_path
+from engine.errors import InputError
+
+
+def checkpoint_path(out: Path) -> Path:
+    """Where the run that writes ``out`` keeps its checkpoint: ``out + '.ckpt'``."""
+    return out.with_name(out.name + ".ckpt")
+
+
+def save_checkpoint(path: Path, modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer,
+                    step: int, header: dict) -> None:
+    """Write every module's state under its name, the optimiser state and ``step``."""
+    tensors = {f"{name}.{k}": v for name, m in modules.items() for k, v in m.state_dict().items()}
+    state = opt.state_dict()
+    for pid, st in state["state"].items():
+        for key, v in st.items():
+            tensors[f"opt.{pid}.{key}"] = torch.as_tensor(v)
+    tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
+    meta = dict(header, step=step, param_groups=state["param_groups"])
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata={"checkpoint": json.dumps(meta, default=str)})
+
+
+def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer,
+                    header: dict) -> int:
+    """Restore what :func:`save_checkpoint` wrote; returns the step. InputError if the checkpoint
+    belongs to a run with other data or settings."""
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {})["checkpoint"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    if meta.get("config") != header["config"] or meta.get("data") != header["data"]:
+        raise InputError(f"{path} is a checkpoint of another run (other data or settings); "
+                         "delete it or use another --out")
+    for name, m in modules.items():
+        prefix = name + "."
+        m.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
+    state: dict = {"state": {}, "param_groups": meta["param_groups"]}
+    for k, v in tensors.items():
+        if k.startswith("opt."):
+            _, pid, key = k.split(".", 2)
+            state["state"].setdefault(int(pid), {})[key] = v
+    opt.load_state_dict(state)
+    return int(meta["step"])
