@@ -255,9 +255,10 @@ def cmd_data_canonicalise(args) -> None:
 
 
 def cmd_pretrain(args) -> None:
-    from engine.encoder.pretrain import PretrainConfig, pretrain, with_overrides
+    from engine.encoder.pretrain import PretrainConfig, pretrain
+    from engine.overrides import with_overrides
 
-    cfg = with_overrides(PretrainConfig(), epochs=args.epochs, batch_size=args.batch_size,
+    cfg = with_overrides(PretrainConfig(), "encoder", epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, seed=args.seed, max_minutes=args.minutes,
                          width=args.width, depth=args.depth, precision=args.precision,
                          probes=False if args.no_probes else None, positives=args.positives)
@@ -287,9 +288,10 @@ def cmd_eval_encoder(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from engine.diffusion.train import TrainConfig, train, with_overrides
+    from engine.diffusion.train import TrainConfig, train
+    from engine.overrides import with_overrides
 
-    cfg = with_overrides(TrainConfig(), method=args.method, steps=args.steps, batch_size=args.batch_size,
+    cfg = with_overrides(TrainConfig(), "denoiser", method=args.method, steps=args.steps, batch_size=args.batch_size,
                          lr=args.lr, seed=args.seed, max_minutes=args.minutes, width=args.width,
                          depth=args.depth, reg_weight=args.reg_weight, reg_items=args.reg_items,
                          precision=args.precision)

@@ -13,7 +13,6 @@ data-parallel under torchrun (gradients all-reduced; each process draws its own 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 import os
@@ -30,7 +29,8 @@ from engine.diffusion.denoiser import Denoiser, DenoiserConfig
 from engine.diffusion.model_file import METHODS, WeightDiffusion, save_model
 from engine.diffusion.schedule import Schedule
 from engine.diffusion.tokens import flatten, to_tokens, from_tokens, token_layout
-from engine.encoder.model import WeightEncoder, load_encoder
+from engine.encoder.evaluate import embed
+from engine.encoder.model import load_encoder
 from engine.errors import InputError
 from engine.inr_io import load_inr
 from engine.precision import mixed_precision
@@ -88,19 +88,6 @@ def diffusion_loss(model: WeightDiffusion, denoiser, schedule: Schedule, x0: tor
     return loss, parts
 
 
-@torch.inference_mode()
-def encode_all(encoder: WeightEncoder, params: dict, batch: int = 256) -> torch.Tensor:
-    """ψ of every row of ``{key: (N, *shape)}``, ``(N, feature_dim)``."""
-    n = next(iter(params.values())).shape[0]
-    return torch.cat([encoder({k: v[s : s + batch] for k, v in params.items()}) for s in range(0, n, batch)])
-
-
-
-
-
-
-
-
 def load_corpus_for_training(data: str | os.PathLike, encoder_path: str | os.PathLike | None,
                              method: str, config: DenoiserConfig) -> tuple[WeightDiffusion, torch.Tensor, dict]:
     """An untrained model for ``data``, the normalised source-split weights ``(N, P)`` and the
@@ -153,7 +140,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | o
     cond_all = None
     if model.encoder is not None:
         yield Progress("encode", 0, 1, "computing ψ of the source split")
-        cond_all = encode_all(model.encoder, params)
+        cond_all = embed(model.encoder, params)
         model.feature_scale = cond_all.std(0)
     del params
     denoiser = model.denoiser.train()
@@ -217,10 +204,3 @@ def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | o
             ckpt.unlink()
     return summary
 
-
-def with_overrides(config: TrainConfig, **kw) -> TrainConfig:
-    """Replace top-level or denoiser fields by name (None values are ignored)."""
-    den_fields = {f.name for f in dataclasses.fields(DenoiserConfig)}
-    den = {k: v for k, v in kw.items() if k in den_fields and v is not None}
-    top = {k: v for k, v in kw.items() if k not in den_fields and v is not None}
-    return dataclasses.replace(config, denoiser=dataclasses.replace(config.denoiser, **den), **top)

@@ -1,7 +1,9 @@
-"""Contrastive pre-training of E_φ (EquiGen stage 1): NT-Xent over two views of each INR.
+"""Contrastive pre-training of E_φ (EquiGen stage 1): NT-Xent over two views of each INR, with
+same-class items as extra positives by default (``positives="class"``).
 
-Views of an item are weight-space augmentations (random hidden permutations, noise, weight
-dropout, and for raw-coordinate specs exact translations and rotations) of one of its fits; where
+Views of an item are weight-space augmentations (random hidden permutations and noise by default;
+weight dropout and, for raw-coordinate specs, exact translations and rotations when configured)
+of one of its fits; where
 the corpus holds fits from other initialisations (``--inits K``), the second view comes from
 another fit with probability ``other_init``: functionally equal, differently initialised networks
 are the positives EquiGen's motivation is about.
@@ -13,7 +15,6 @@ DistributedDataParallel; each process draws its own part of every global batch).
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -132,12 +133,6 @@ def _items_and_fits(ds: INRDataset) -> list[list[int]]:
     return [[i for _, i in sorted(v)] for _, v in sorted(by_item.items())]
 
 
-
-
-
-
-
-
 def pretrain(
     data: str | os.PathLike, out: str | os.PathLike, config: PretrainConfig = PretrainConfig(),
     rank: int = 0, world: int = 1,
@@ -233,10 +228,3 @@ def pretrain(
             ckpt.unlink()
     return summary
 
-
-def with_overrides(config: PretrainConfig, **kw) -> PretrainConfig:
-    """Replace top-level or encoder fields by name (None values are ignored)."""
-    enc_fields = {f.name for f in dataclasses.fields(EncoderConfig)}
-    enc = {k: v for k, v in kw.items() if k in enc_fields and v is not None}
-    top = {k: v for k, v in kw.items() if k not in enc_fields and v is not None}
-    return dataclasses.replace(config, encoder=dataclasses.replace(config.encoder, **enc), **top)
