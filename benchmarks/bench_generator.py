@@ -12,6 +12,7 @@ the shapes3d generator (3D), both classes the default corpora hold out.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import platform
@@ -26,7 +27,7 @@ from PIL import Image
 
 from engine.data.glyphs import find_fonts, font_chars, load_font, render_glyph
 from engine.data.shapes3d import make_shape
-from engine.diffusion.adapt import AdaptConfig, adapt
+from engine.diffusion.adapt import adapt, adapt_recipe
 from engine.diffusion.generate import GenerateConfig, sample
 from engine.diffusion.model_file import load_model
 from engine.diffusion.outputs import write_samples
@@ -66,7 +67,7 @@ def bench_model(model_path: str, shots: list[Path], fmt: str, repeats: int, work
         t = time.perf_counter()
         fitted = drive(load_shots(model, shots))
         t_fit = time.perf_counter() - t
-        adapted = drive(adapt(model, fitted, AdaptConfig(seed=r)))
+        adapted = drive(adapt(model, fitted, dataclasses.replace(adapt_recipe(model.spec), seed=r)))
         adapt_s.append(time.perf_counter() - t)
         fit_s.append(t_fit)
     for r in range(repeats):

@@ -7,6 +7,7 @@ Every error ends with exit status ≠ 0 and one line on stderr that says what to
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -179,8 +180,6 @@ def _distributed():
 
 
 def cmd_data_build(args) -> None:
-    import dataclasses
-
     from engine.data.build import BuildConfig, build_corpus
 
     cfg = BuildConfig(
@@ -307,12 +306,12 @@ def cmd_train(args) -> None:
 
 
 def cmd_adapt(args) -> None:
-    from engine.diffusion.adapt import AdaptConfig, adapt
+    from engine.diffusion.adapt import adapt, adapt_recipe
     from engine.diffusion.model_file import load_model, save_model
     from engine.diffusion.shots import load_shots
 
     model = load_model(args.model)
-    cfg = AdaptConfig(**{k: v for k, v in {"steps": args.steps, "lr": args.lr, "seed": args.seed,
+    cfg = dataclasses.replace(adapt_recipe(model.spec), **{k: v for k, v in {"steps": args.steps, "lr": args.lr, "seed": args.seed,
                                            "max_seconds": args.seconds}.items() if v is not None})
     bar = _ProgressLine(not args.json)
     t0 = time.perf_counter()
@@ -460,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", required=True)
     sp.add_argument("shots", nargs="+", metavar="SHOT", help="images, meshes or INR files")
     sp.add_argument("--out", required=True, help="adapted model .safetensors")
-    sp.add_argument("--steps", type=int, default=None)
+    sp.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default 250 for 2D, 150 for 3D)")
     sp.add_argument("--lr", type=float, default=None)
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--seconds", type=float, default=None, help="stop fine-tuning after this long")

@@ -28,7 +28,7 @@ from engine.data.store import (
 )
 from engine.errors import InputError
 from engine.fit.images import ImageFitConfig, fit_images
-from engine.fit.meshes import MeshFitConfig, fit_occupancy, normalise_mesh, sample_occupancy
+from engine.fit.meshes import CORPUS_MESH_FIT, MeshFitConfig, fit_occupancy, normalise_mesh, sample_occupancy
 from engine.functional import Params, init_from_seed
 from engine.inr_io import INR, load_inr, save_inr
 from engine.progress import Progress, ProgressGen, relay
@@ -37,12 +37,6 @@ from engine.spec import HD_OCCUPANCY, MNIST_SIREN, INRSpec
 log = logging.getLogger(__name__)
 
 KINDS = ("glyphs", "fashion-mnist", "images", "meshes", "inrs", "shapes3d", "glyphs3d")
-# Corpora fit many shapes: half the paper's samples, 4096 points a step with bf16 matmuls (where
-# native) and a slightly lower stop keep a shape under 2 s on two cores with mean IoU above 0.93
-# (measured on the hardest families: 10.5 s/shape in fp32 with 8192 points, 1.9 s like this).
-CORPUS_MESH_FIT = MeshFitConfig(surface_points=50_000, uniform_points=50_000, eval_points=20_000,
-                                points_per_step=4096, target_iou=0.935, max_steps=600,
-                                batch_size=16)
 
 
 @dataclass(frozen=True)

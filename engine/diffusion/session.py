@@ -12,7 +12,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.diffusion.adapt import AdaptConfig, adapt
+from engine.diffusion.adapt import AdaptConfig, adapt, adapt_recipe
 from engine.diffusion.generate import GenerateConfig, sample
 from engine.diffusion.model_file import WeightDiffusion, load_model
 from engine.diffusion.shots import load_shots
@@ -38,11 +38,11 @@ def describe_model(model: WeightDiffusion, path: str | os.PathLike) -> ModelInfo
 class GenerationSession:
     """A loaded model plus the cached adaptation to the current shots."""
 
-    def __init__(self, model_path: str | os.PathLike, adapt_config: AdaptConfig = AdaptConfig()):
+    def __init__(self, model_path: str | os.PathLike, adapt_config: AdaptConfig | None = None):
         self.model_path = Path(model_path)
         self.model = load_model(model_path)
         self.info = describe_model(self.model, model_path)
-        self.adapt_config = adapt_config
+        self.adapt_config = adapt_config or adapt_recipe(self.model.spec)
         self._adapted: WeightDiffusion | None = None
         self._key: tuple | None = None
 
