@@ -15,7 +15,7 @@ test: install
 	QT_QPA_PLATFORM=offscreen .venv/bin/equigen-studio --self-test
 
 bench: install
-	$(PY) benchmarks/bench_foundation.py
+	.venv/bin/equigen bench speed --repeats 3
 
 examples: install
 	$(PY) packaging/make_examples.py

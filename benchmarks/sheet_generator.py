@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from bench_generator import glyph_shots, mesh_shots  # run as a script from benchmarks/
+from engine.bench.speed import glyph_shots, mesh_shots
 from engine.decode import decode_images, extract_mesh
 from engine.diffusion.adapt import adapt
 from engine.diffusion.generate import GenerateConfig, sample

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -356,6 +357,39 @@ def cmd_generate(args) -> None:
     _emit(args, result, f"wrote {cfg.n} {fmt} files to {args.out} in {seconds:.1f} s{extra}")
 
 
+def cmd_bench_quality(args) -> None:
+    from engine.bench.quality import QualityConfig, evaluate_quality
+    from engine.bench.report import summary_table, write_report
+
+    cfg = QualityConfig(**{k: v for k, v in {
+        "methods": tuple(args.methods) if args.methods else None, "shots": args.shots, "repeats": args.repeats,
+        "diversities": tuple(args.diversities) if args.diversities else None, "samples": args.samples,
+        "classes": tuple(args.classes) if args.classes else None, "steps": args.steps,
+        "adapt_steps": args.adapt_steps, "resolution": args.resolution, "seed": args.seed}.items()
+        if v is not None})
+    bar = _ProgressLine(not args.json)
+    result = drive(evaluate_quality(args.model, args.data, cfg, args.hyperdiffusion_model), on_progress=bar)
+    bar.finish()
+    path = write_report(result, args.out, "equigen " + shlex.join(args.argv))
+    out = {k: v for k, v in result.items() if k != "grids"}
+    _emit(args, dict(out, report=str(path)), summary_table(result) + f"\n\nwrote {path}")
+
+
+def cmd_bench_speed(args) -> None:
+    from engine.bench.speed import DEFAULT_MODEL_2D, SECTIONS, describe_speed, run_speed
+
+    result = drive(run_speed(args.repeats, tuple(args.only or SECTIONS),
+                             args.model_2d or DEFAULT_MODEL_2D, args.model_3d), on_progress=_ProgressLine(not args.json))
+    _emit(args, result, describe_speed(result))
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas, got {text!r}") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="equigen", description="EquiGen: few-shot generation of implicit neural "
                                             "representations (images and 3D shapes).")
@@ -484,6 +518,37 @@ def build_parser() -> argparse.ArgumentParser:
     common(sp)
     sp.set_defaults(func=cmd_generate)
 
+    bench = sub.add_parser("bench", help="measure generation quality and speed")
+    bsub = bench.add_subparsers(dest="bench_command", required=True, parser_class=_Parser)
+    sp = bsub.add_parser("quality", help="every method on the same held-out shots and seeds; a markdown report")
+    sp.add_argument("--model", default=None, help="an EquiGen model trained on --data (equigen train)")
+    sp.add_argument("--hyperdiffusion-model", default=None,
+                    help="the HyperDiffusion baseline, trained on the same corpus (equigen train --method hyperdiffusion)")
+    sp.add_argument("--data", required=True, help="the corpus the models were trained on; its target classes are used")
+    sp.add_argument("--out", required=True, help="report folder (report.md, report.json, grids/, plot)")
+    sp.add_argument("--methods", type=_csv, default=None, metavar="A,B,...",
+                    help="default: every method the given models support")
+    sp.add_argument("--shots", type=int, default=None, help="shots per set (default 10)")
+    sp.add_argument("--repeats", type=int, default=None, help="shot sets per class (default 3)")
+    sp.add_argument("--diversities", type=_floats, default=None, metavar="D,D,...",
+                    help="diversity values for equigen and shots-noise (default 0,0.25,0.5,1)")
+    sp.add_argument("--samples", type=int, default=None, help="samples per method and value (default 64 2D, 24 3D)")
+    sp.add_argument("--classes", type=_csv, default=None, metavar="A,B,...", help="default: the target classes")
+    sp.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")
+    sp.add_argument("--adapt-steps", type=int, default=None, help="default: the model's adaptation recipe")
+    sp.add_argument("--resolution", type=int, default=None, help="3D marching-cubes grid (default 64)")
+    sp.add_argument("--seed", type=int, default=None)
+    common(sp)
+    sp.set_defaults(func=cmd_bench_quality)
+    sp = bsub.add_parser("speed", help="time fitting, adaptation, generation, meshing and thumbnails")
+    sp.add_argument("--repeats", type=int, default=3)
+    sp.add_argument("--only", type=_csv, default=None, metavar="A,B,...",
+                    help="sections: fit-2d, fit-3d, generator-2d, generator-3d, extract, thumbnails")
+    sp.add_argument("--model-2d", default=None, help="default: the bundled glyph model")
+    sp.add_argument("--model-3d", default=None, help="a 3D model; generator-3d is skipped without one")
+    common(sp)
+    sp.set_defaults(func=cmd_bench_speed)
+
     data = sub.add_parser("data", help="build and inspect INR corpora")
     dsub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)
     sp = dsub.add_parser("build", help="fit a labelled corpus of INRs (resumable; torchrun-aware)")
@@ -529,7 +594,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     if args.threads:

@@ -44,7 +44,7 @@ def contact_sheet(
             pick = sorted(rng.choice(idx, min(per_class, len(idx)), replace=False).tolist())
             tiles = [_tile(ds, i, tile, resolution, renderer) for i in pick]
             tiles += [np.zeros((tile, tile, 3), np.uint8)] * (per_class - len(tiles))
-            rows.append(np.concatenate([_label(name, tile)] + tiles, axis=1))
+            rows.append(np.concatenate([label_tile(name, tile)] + tiles, axis=1))
             yield Progress("sheet", ci + 1, len(names), f"rendered {name}")
     finally:
         if renderer is not None:
@@ -66,8 +66,9 @@ def _tile(ds: INRDataset, i: int, tile: int, resolution: int, renderer) -> np.nd
         return np.zeros((tile, tile, 3), np.uint8)
 
 
-def _label(text: str, tile: int) -> np.ndarray:
-    img = Image.new("RGB", (LABEL_WIDTH, tile), (24, 24, 28))
+def label_tile(text: str, tile: int, width: int = LABEL_WIDTH) -> np.ndarray:
+    """A dark ``(tile, width, 3)`` uint8 tile with ``text``: the row label of a sheet."""
+    img = Image.new("RGB", (width, tile), (24, 24, 28))
     draw = ImageDraw.Draw(img)
     try:
         font = ImageFont.load_default(size=max(10, tile // 6))

@@ -1,0 +1,317 @@
+"""``equigen bench quality``: every method on the same held-out shots and seeds, with numbers.
+
+Protocol, per held-out target class of the corpus and per repeat r = 0..R-1: draw K shots from the
+class' first-fit INRs (they are in the model's basin already), keep the other items unseen, adapt
+each model once to the shots, and generate ``samples`` INRs with every method (``equigen`` and
+``shots-noise`` at every diversity value; ``equigen-no-perturb`` and ``hyperdiffusion`` once), all
+with the same seed. The unseen items are split: ``samples`` of them form a "real" row (what held-out
+data itself scores, e.g. FID's floor at that sample count) and the rest are the reference every
+row is measured against. Shots are never part of the reference.
+
+2D metrics on the harness' feature network (``metrics.feature_net``): FID, k-NN precision and
+recall, class consistency, relative diversity and the near-copy rate (``metrics.novelty``).
+3D (``metrics.shapes``): Chamfer MMD, COV and 1-NNA on 2048 normalised surface points, the
+near-copy rate by Chamfer distance, and the share of samples that decode to one watertight mesh.
+Every figure is reported as mean ± std over the repeats of its mean over the target classes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from engine.data.dataset import INRDataset
+from engine.data.store import read_manifest
+from engine.decode import decode_images, grid_to_mesh, occupancy_grid
+from engine.diffusion.adapt import adapt, adapt_recipe
+from engine.diffusion.generate import GENERATION_METHODS, GenerateConfig, sample
+from engine.diffusion.model_file import Shots, WeightDiffusion, load_model
+from engine.errors import EmptyFieldError, InputError
+from engine.functional import Params, params_digest
+from engine.inr_io import load_inr
+from engine.metrics.feature_net import FeatureNet, feature_net_for
+from engine.metrics.images import frechet_distance, pairwise_distances, precision_recall, relative_diversity
+from engine.metrics.novelty import near_copy_rate
+from engine.metrics.shapes import chamfer_matrix, mmd_cov_1nna, surface_points
+from engine.progress import Progress, ProgressGen, relay
+from engine.spec import INRSpec
+
+DIVERSE_METHODS = ("equigen", "shots-noise")  # the methods whose output depends on the diversity D
+REAL = "real (held-out)"
+_ADAPTED_METHODS = {"equigen": ("equigen", "equigen-no-perturb"), "hyperdiffusion": ("hyperdiffusion",)}
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    methods: tuple[str, ...] | None = None  # None: every method the given models support
+    shots: int = 10
+    repeats: int = 3
+    diversities: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
+    samples: int | None = None  # per method, diversity and shot set; None: 64 in 2D, 24 in 3D
+    classes: tuple[str, ...] | None = None  # None: the corpus' target classes
+    steps: int = 50  # DDIM steps
+    guidance: float = 2.0
+    adapt_steps: int | None = None  # None: the model's adaptation recipe
+    resolution: int = 64  # 3D: marching-cubes grid for samples and references alike
+    seed: int = 0
+
+
+@dataclass
+class _ClassData:
+    """One target class: its first-fit INRs and what every repeat reuses."""
+
+    name: str
+    index: int
+    params: Params  # (N, ...)
+    feats: np.ndarray | None = None  # 2D: (N, F)
+    preds: np.ndarray | None = None  # 2D: the feature network's class for each item (N,)
+    points: np.ndarray | None = None  # 3D: (N, 2048, 3)
+    real_dist: np.ndarray | None = None  # (N, N) feature or Chamfer distances
+    renders: list | None = None  # tiles for the report's grids
+
+
+def _check_model(model: WeightDiffusion, spec: INRSpec, init_sha: str, path) -> None:
+    if model.spec != spec:
+        raise InputError(f"{path}: the model makes {model.spec.name!r} INRs but the corpus holds {spec.name!r}; "
+                         "evaluate a model on the corpus it was trained on")
+    if model.init_sha != init_sha:
+        raise InputError(f"{path}: the model's shared initialisation is not this corpus' ({model.init_sha} vs "
+                         f"{init_sha}); evaluate a model on the corpus it was trained on")
+
+
+def _methods(config: QualityConfig, model: WeightDiffusion | None, hd: WeightDiffusion | None) -> list[str]:
+    available = []
+    if model is not None:
+        available += ["equigen", "equigen-no-perturb", "shots-noise"] if model.method == "equigen" else ["shots-noise"]
+    if hd is not None:
+        available += ["hyperdiffusion"] + ([] if "shots-noise" in available else ["shots-noise"])
+    if config.methods is None:
+        return [m for m in GENERATION_METHODS if m in available]
+    for m in config.methods:
+        if m not in GENERATION_METHODS:
+            raise InputError(f"unknown method {m!r}; choose from {', '.join(GENERATION_METHODS)}")
+        if m not in available:
+            need = ("--hyperdiffusion-model (a model from 'equigen train --method hyperdiffusion')"
+                    if m == "hyperdiffusion" else "--model with an EquiGen model")
+            raise InputError(f"method {m!r} needs {need}")
+    return list(config.methods)
+
+
+def _decode_meshes(spec: INRSpec, params: Params, resolution: int) -> list:
+    n = next(iter(params.values())).shape[0]
+    meshes = []
+    for i in range(n):
+        try:
+            volume, _ = occupancy_grid(spec, {k: v[i : i + 1] for k, v in params.items()}, resolution)
+            meshes.append(grid_to_mesh(volume, spec.domain))
+        except EmptyFieldError:
+            meshes.append(None)
+    return meshes
+
+
+def _seed(config: QualityConfig, class_index: int, repeat: int) -> int:
+    return config.seed * 1_000_003 + class_index * 1009 + repeat
+
+
+def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLike,
+                     config: QualityConfig = QualityConfig(),
+                     hyperdiffusion_path: str | os.PathLike | None = None) -> ProgressGen[dict]:
+    """Run the protocol; returns ``{"runs": [...], "summary": [...], "info": {...}, "grids": {...}}``.
+
+    Yields Progress for rendering, adapting and generating; closing the generator cancels.
+    """
+    t_start = time.perf_counter()
+    if model_path is None and hyperdiffusion_path is None:
+        raise InputError("give a model to evaluate (--model, and/or --hyperdiffusion-model)")
+    data = Path(data)
+    manifest = read_manifest(data)
+    spec = INRSpec.from_dict(manifest["spec"])
+    init_sha = params_digest(load_inr(data / "init.safetensors").batched())
+    model = load_model(model_path) if model_path is not None else None
+    hd = load_model(hyperdiffusion_path) if hyperdiffusion_path is not None else None
+    if hd is not None and hd.method != "hyperdiffusion":
+        raise InputError(f"{hyperdiffusion_path}: not a HyperDiffusion model; train one with "
+                         "'equigen train --method hyperdiffusion'")
+    for m, p in ((model, model_path), (hd, hyperdiffusion_path)):
+        if m is not None:
+            _check_model(m, spec, init_sha, p)
+    methods = _methods(config, model, hd)
+    classes = list(config.classes or manifest.get("target_classes") or [])
+    if not classes:
+        raise InputError(f"{data}: the corpus has no held-out target classes; build it with --target-classes")
+    two_d = spec.in_dim == 2
+    n_samples = config.samples or (64 if two_d else 24)
+    net, net_info = (yield from relay(feature_net_for(data))) if two_d else (None, None)
+
+    class_data = []
+    for ci, name in enumerate(classes):
+        ds = INRDataset(data, split="all", init_k=0, classes=[name])
+        if len(ds) == 0:
+            raise InputError(f"{data}: no items of class {name!r}; choose from {', '.join(ds.classes)}")
+        if len(ds) < config.shots + 4:
+            raise InputError(f"{data}: class {name!r} has {len(ds)} items, too few for {config.shots} shots "
+                             "plus held-out references; use fewer --shots")
+        cd = _ClassData(name, ds.class_index(name), ds.stacked())
+        if two_d:
+            images = decode_images(spec, cd.params)
+            cd.feats, cd.preds = net.describe(images)
+            cd.real_dist = pairwise_distances(cd.feats, cd.feats)
+            cd.renders = list(images)
+        else:
+            meshes = yield from _relay_meshes(spec, cd.params, config.resolution, f"decode {name}")
+            cd.points = np.stack([surface_points(m, seed=i) for i, m in enumerate(meshes)])
+            yield Progress(f"chamfer {name}", 0, 1)
+            cd.real_dist = chamfer_matrix(cd.points, cd.points)
+            yield Progress(f"chamfer {name}", 1, 1)
+            cd.renders = meshes
+        class_data.append(cd)
+
+    runs, grids = [], {}
+    plan = [(m, d) for m in methods for d in (config.diversities if m in DIVERSE_METHODS else (None,))]
+    total = len(class_data) * config.repeats * (len(plan) + 1)
+    done = 0
+    for cd in class_data:
+        n_items = next(iter(cd.params.values())).shape[0]
+        for r in range(config.repeats):
+            seed = _seed(config, cd.index, r)
+            rng = np.random.default_rng(seed)
+            order = rng.permutation(n_items)
+            shot_idx = order[: config.shots]
+            unseen = order[config.shots :]
+            n_probe = min(n_samples, len(unseen) // 2)
+            probe_idx, ref_idx = unseen[:n_probe], unseen[n_probe:]
+            shots = Shots([f"{cd.name}-{i}" for i in shot_idx],
+                          {k: v[torch.as_tensor(shot_idx)] for k, v in cd.params.items()}, None)
+            adapted = {}
+            for key, base in (("equigen", model), ("hyperdiffusion", hd)):
+                if base is None or not any(m in methods for m in _ADAPTED_METHODS[key]):
+                    continue  # shots-noise needs no adaptation: it only perturbs the shots
+                recipe = adapt_recipe(spec)
+                recipe = dataclasses.replace(recipe, seed=r, steps=config.adapt_steps or recipe.steps)
+                adapted[key] = yield from relay(adapt(base, shots, recipe), f"adapt {cd.name} #{r + 1} ({key})")
+            ctx = _RunContext(cd, shot_idx, ref_idx, two_d, net, config)
+            runs.append(dict(ctx.measure_real(probe_idx), **{"class": cd.name, "repeat": r, "method": REAL,
+                                                             "diversity": None}))
+            done += 1
+            yield Progress("generate", done, total, f"{cd.name} #{r + 1}: real")
+            for method, d in plan:
+                if method == "shots-noise":
+                    owner, given = (model or hd), shots
+                else:
+                    owner, given = adapted["hyperdiffusion" if method == "hyperdiffusion" else "equigen"], None
+                gen_cfg = GenerateConfig(n=n_samples, diversity=d if d is not None else 0.0, seed=seed,
+                                         method=method, steps=config.steps, guidance=config.guidance)
+                params = yield from relay(sample(owner, given, gen_cfg), f"sample {cd.name} #{r + 1} {method}")
+                metrics, tiles = yield from ctx.measure(spec, params)
+                runs.append(dict(metrics, **{"class": cd.name, "repeat": r, "method": method, "diversity": d}))
+                if r == 0 and (d is None or d == _grid_diversity(config)):
+                    grids.setdefault(cd.name, {"shots": [cd.renders[i] for i in shot_idx]})[method] = tiles
+                done += 1
+                yield Progress("generate", done, total, f"{cd.name} #{r + 1}: {method}"
+                               + ("" if d is None else f" D={d}"))
+    info = {
+        "corpus": str(data), "corpus_kind": manifest.get("kind"), "spec": spec.name,
+        "model": None if model_path is None else str(model_path),
+        "hyperdiffusion_model": None if hyperdiffusion_path is None else str(hyperdiffusion_path),
+        "methods": methods, "classes": classes, "samples": n_samples, "config": asdict(config),
+        "grid_diversity": _grid_diversity(config),
+        "feature_net": net_info and {k: v for k, v in net_info.items() if k != "classes"},
+        "seconds": round(time.perf_counter() - t_start, 1),
+    }
+    return {"info": info, "runs": runs, "summary": summarise(runs), "grids": grids}
+
+
+def _grid_diversity(config: QualityConfig) -> float:
+    """The diversity value whose samples the report shows: 0.5 when measured, else the largest."""
+    return 0.5 if 0.5 in config.diversities else max(config.diversities)
+
+
+def _relay_meshes(spec: INRSpec, params: Params, resolution: int, stage: str) -> ProgressGen[list]:
+    n = next(iter(params.values())).shape[0]
+    meshes = []
+    for i in range(n):
+        meshes += _decode_meshes(spec, {k: v[i : i + 1] for k, v in params.items()}, resolution)
+        yield Progress(stage, i + 1, n)
+    return meshes
+
+
+class _RunContext:
+    """Measures one shot set's samples against its references (what all methods share)."""
+
+    def __init__(self, cd: _ClassData, shot_idx: np.ndarray, ref_idx: np.ndarray, two_d: bool,
+                 net: FeatureNet | None, config: QualityConfig):
+        self.cd, self.shot_idx, self.ref_idx, self.two_d, self.net, self.config = \
+            cd, shot_idx, ref_idx, two_d, net, config
+        self.ref_to_shots = cd.real_dist[np.ix_(ref_idx, shot_idx)]
+
+    def measure_real(self, probe_idx: np.ndarray) -> dict:
+        """The metrics of held-out real items, as if they were samples (what the data itself scores)."""
+        cd = self.cd
+        probe_to_shots = cd.real_dist[np.ix_(probe_idx, self.shot_idx)]
+        if self.two_d:
+            return self._image_metrics(cd.feats[probe_idx], cd.preds[probe_idx], probe_to_shots)
+        return self._shape_metrics(cd.real_dist[np.ix_(probe_idx, self.ref_idx)],
+                                   cd.real_dist[np.ix_(probe_idx, probe_idx)], probe_to_shots,
+                                   watertight=None)
+
+    def measure(self, spec: INRSpec, params: Params) -> ProgressGen[tuple[dict, list]]:
+        cd = self.cd
+        if self.two_d:
+            images = decode_images(spec, params)
+            feats, preds = self.net.describe(images)
+            to_shots = pairwise_distances(feats, cd.feats[self.shot_idx])
+            return self._image_metrics(feats, preds, to_shots), list(images[:16])
+        meshes = yield from _relay_meshes(spec, params, self.config.resolution, "decode samples")
+        points = np.stack([surface_points(m, seed=i) for i, m in enumerate(meshes)])
+        to_ref = chamfer_matrix(points, cd.points[self.ref_idx])
+        to_self = chamfer_matrix(points, points)
+        to_shots = chamfer_matrix(points, cd.points[self.shot_idx])
+        watertight = float(np.mean([m is not None and m.is_watertight and m.body_count == 1 for m in meshes]))
+        return self._shape_metrics(to_ref, to_self, to_shots, watertight), meshes[:8]
+
+    def _image_metrics(self, feats: np.ndarray, preds: np.ndarray, to_shots: np.ndarray) -> dict:
+        ref = self.cd.feats[self.ref_idx]
+        precision, recall = precision_recall(ref, feats)
+        return {
+            "fid": frechet_distance(feats, ref),
+            "precision": precision, "recall": recall,
+            "class_consistency": float(np.mean(preds == self.cd.index)),
+            "diversity_ratio": relative_diversity(feats, ref),
+            "near_copy": near_copy_rate(to_shots, self.ref_to_shots),
+        }
+
+    def _shape_metrics(self, to_ref: np.ndarray, to_self: np.ndarray, to_shots: np.ndarray,
+                       watertight: float | None) -> dict:
+        ref_ref = self.cd.real_dist[np.ix_(self.ref_idx, self.ref_idx)]
+        out = mmd_cov_1nna(to_ref, to_self, ref_ref)
+        out["near_copy"] = near_copy_rate(to_shots, self.ref_to_shots)
+        out["watertight"] = watertight
+        return out
+
+
+def summarise(runs: list[dict]) -> list[dict]:
+    """Per (method, diversity): each metric's mean over target classes, then mean ± std over repeats."""
+    groups: dict[tuple, list[dict]] = {}
+    for run in runs:
+        groups.setdefault((run["method"], run["diversity"]), []).append(run)
+    out = []
+    for (method, diversity), rows in groups.items():
+        metrics = [k for k, v in rows[0].items() if k not in ("class", "repeat", "method", "diversity")]
+        entry = {"method": method, "diversity": diversity, "classes": len({r["class"] for r in rows}),
+                 "repeats": len({r["repeat"] for r in rows})}
+        for m in metrics:
+            per_repeat = []
+            for rep in sorted({r["repeat"] for r in rows}):
+                vals = [r[m] for r in rows if r["repeat"] == rep and r[m] is not None]
+                if vals:
+                    per_repeat.append(float(np.mean(vals)))
+            if per_repeat:
+                entry[m] = {"mean": float(np.mean(per_repeat)), "std": float(np.std(per_repeat))}
+        out.append(entry)
+    return out
