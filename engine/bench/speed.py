@@ -143,6 +143,7 @@ def bench_generator(model_path: str | os.PathLike, repeats: int, work: Path) -> 
 
     model = load_model(model_path)
     two_d = model.spec.in_dim == 2
+    work.mkdir(parents=True, exist_ok=True)
     shots = glyph_shots(work) if two_d else mesh_shots(work)
     fmt = "png" if two_d else "obj"
     adapt_s, fit_s, gen_s, sample_s = [], [], [], []
