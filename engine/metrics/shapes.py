@@ -11,8 +11,8 @@ samples from references (50% ideal, 100% when the sets are apart).
 from __future__ import annotations
 
 import numpy as np
-import torch
 import trimesh
+from scipy.spatial import cKDTree
 
 POINTS_PER_SHAPE = 2048
 
@@ -34,17 +34,23 @@ def normalise_points(points: np.ndarray) -> np.ndarray:
     return (p / r if r > 0 else p).astype(np.float32)
 
 
-def chamfer_matrix(a: np.ndarray, b: np.ndarray, block: int = 16) -> np.ndarray:
-    """Chamfer distances ``(N, M)`` between point clouds ``a (N, P, 3)`` and ``b (M, P, 3)``."""
-    ta = torch.as_tensor(np.asarray(a, dtype=np.float32))
-    tb = torch.as_tensor(np.asarray(b, dtype=np.float32))
-    out = torch.empty(len(ta), len(tb))
-    for i in range(0, len(ta), block):
-        x = ta[i : i + block]
-        for j in range(len(tb)):
-            d = torch.cdist(x, tb[j].expand(len(x), -1, -1)).pow(2)  # (b, P, P)
-            out[i : i + block, j] = d.min(2).values.mean(1) + d.min(1).values.mean(1)
-    return out.numpy().astype(np.float64)
+def chamfer_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Chamfer distances ``(N, M)`` between point clouds ``a (N, P, 3)`` and ``b (M, P, 3)``.
+
+    Nearest neighbours come from one k-d tree per cloud (O(P log P) a pair, ~20x faster here than
+    dense P × P distances for P = 2048).
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    trees_a = [cKDTree(x) for x in a]
+    trees_b = [cKDTree(y) for y in b]
+    out = np.empty((len(a), len(b)))
+    for i, x in enumerate(a):
+        for j, y in enumerate(b):
+            d_xy, _ = trees_b[j].query(x)
+            d_yx, _ = trees_a[i].query(y)
+            out[i, j] = np.mean(d_xy**2) + np.mean(d_yx**2)
+    return out
 
 
 def mmd_cov_1nna(sample_ref: np.ndarray, sample_sample: np.ndarray, ref_ref: np.ndarray) -> dict[str, float]:

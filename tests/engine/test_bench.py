@@ -154,3 +154,12 @@ def test_bench_quality_3d_reports_chamfer_metrics_and_watertightness(tmp_path, c
         assert key in rows[("hyperdiffusion", None)]
     assert "MMD-CD" in (out / "report.md").read_text()
     assert (out / "grids" / "mug.png").exists()
+
+
+def test_chamfer_matrix_equals_brute_force():
+    rng = np.random.default_rng(4)
+    a, b = rng.normal(size=(3, 200, 3)), rng.normal(size=(2, 150, 3))
+    d = np.linalg.norm(a[:, None, :, None] - b[None, :, None], axis=-1) ** 2  # (3, 2, 200, 150)
+    brute = d.min(3).mean(2) + d.min(2).mean(2)
+    assert np.allclose(chamfer_matrix(a, b), brute)
+    assert np.allclose(np.diag(chamfer_matrix(a, a)), 0.0)
