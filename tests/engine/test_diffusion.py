@@ -306,3 +306,12 @@ def test_pretrain_and_train_run_data_parallel_under_torchrun(tiny2d, tmp_path):
     summary = json.loads(r.stdout.strip().splitlines()[-1])
     assert summary["world_size"] == 2 and summary["steps"] == 3
     assert load_model(out).meta["train"]["summary"]["world_size"] == 2
+
+
+def test_normalisation_floors_weights_that_never_move(tiny2d):
+    from engine.diffusion.train import STD_FLOOR, normalisation_scale
+
+    std = torch.tensor([1e-9, 0.5, 1.0, 2.0, 3.0])  # median 1
+    assert torch.allclose(normalisation_scale(std), torch.tensor([STD_FLOOR, 0.5, 1.0, 2.0, 3.0]))
+    model = load_model(tiny2d["model"])
+    assert float(model.std.min()) >= STD_FLOOR * float(model.std.median()) * (1 - 1e-6)
