@@ -216,6 +216,8 @@ def _describe_corpus(s: dict) -> str:
         f"skipped:  {s['skipped']}",
         f"size:     {s['size_bytes'] / 1e6:.1f} MB",
     ]
+    if s.get("fit_seconds") is not None:
+        lines.append(f"fitting:  {s['fit_seconds'] / 60:.1f} min over all runs and processes")
     return "\n".join(lines)
 
 

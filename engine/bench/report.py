@@ -129,6 +129,8 @@ def write_plot(result: dict, path: Path) -> None:
                            color={"equigen-no-perturb": "C2", "hyperdiffusion": "C3"}.get(e["method"], "0.4"))
         ax.set_title(title)
         ax.set_xlabel("diversity D")
+        if key in ("fid", "mmd"):  # methods differ by orders of magnitude here
+            ax.set_yscale("log")
     axes[0].legend(fontsize=7)
     fig.tight_layout()
     with atomic_path(path) as tmp:

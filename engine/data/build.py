@@ -24,7 +24,7 @@ from engine.data.sources import (
 )
 from engine.data.store import (
     CORPUS_FORMAT, CORPUS_VERSION, CorpusPaths, RunningMoments, read_jsonl, read_manifest,
-    read_shard_records, load_shard, write_json, write_jsonl, write_shard, write_stats,
+    read_shard_records, read_shard_seconds, load_shard, write_json, write_jsonl, write_shard, write_stats,
 )
 from engine.errors import InputError
 from engine.fit.images import ImageFitConfig, fit_images
@@ -196,10 +196,11 @@ def build_corpus(
         log.info("resuming: %d of %d chunks already built", len(mine) - len(todo), len(mine))
     for j, c in enumerate(todo):
         rows_in = [(g, r) for g, r in enumerate(plan) if r["chunk"] == c]
+        chunk_t0 = time.perf_counter()
         params, rows, skipped = yield from relay(
             _fit_chunk(source, config, spec, rows_in, shared), f"chunk {c + 1}/{n_chunks}",
         )
-        write_shard(paths.shard(c), spec, params, rows, skipped)
+        write_shard(paths.shard(c), spec, params, rows, skipped, time.perf_counter() - chunk_t0)
         yield Progress("build", len(mine) - len(todo) + j + 1, len(mine),
                        f"wrote chunk {c + 1} of {n_chunks} ({len(rows)} INRs, {len(skipped)} skipped)")
     if barrier is not None:
@@ -331,7 +332,7 @@ def _fit_chunk(source: Source, config: BuildConfig, spec: INRSpec, rows_in, shar
 
 
 def _finalise(paths: CorpusPaths, manifest: dict, seconds: float) -> None:
-    index, skipped = [], []
+    index, skipped, chunk_seconds = [], [], []
     moments = RunningMoments()
     for c in range(manifest["chunks"]):
         shard = paths.shard(c)
@@ -339,6 +340,7 @@ def _finalise(paths: CorpusPaths, manifest: dict, seconds: float) -> None:
             raise InputError(f"{shard} is missing; run the same build command again to finish it")
         rows, skip = read_shard_records(shard)
         skipped += skip
+        chunk_seconds.append(read_shard_seconds(shard))
         index += [r | {"shard": shard.name, "pos": i} for i, r in enumerate(rows)]
         source_rows = [i for i, r in enumerate(rows) if r["split"] == "source" and r["init_k"] == 0]
         if source_rows:
@@ -351,7 +353,11 @@ def _finalise(paths: CorpusPaths, manifest: dict, seconds: float) -> None:
     manifest = dict(manifest)
     manifest.update({
         "status": "complete", "num_inrs": len(index), "skipped_count": len(skipped),
-        "skipped": skipped[:200], "build_seconds": round(seconds, 1),
+        "skipped": skipped[:200],
+        # Wall time of the run that completed the build; fit_seconds sums every chunk's fitting
+        # time over all runs and processes (process-seconds under torchrun).
+        "build_seconds": round(seconds, 1),
+        "fit_seconds": (round(sum(chunk_seconds), 1) if None not in chunk_seconds else None),
         "completed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     })
     write_json(paths.manifest, manifest)

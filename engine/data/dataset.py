@@ -157,7 +157,9 @@ class ShardStream(IterableDataset):
         self.epoch = epoch
 
     def __len__(self) -> int:
-        return len(self._view.rows)
+        """Rows this process will yield in the current epoch: its share of the shards under
+        torch.distributed (DataLoader workers split that share further among themselves)."""
+        return sum(len(self._by_shard[s]) for s in self._my_shards())
 
     def _my_shards(self) -> list[str]:
         shards = sorted(self._by_shard)

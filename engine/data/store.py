@@ -96,13 +96,18 @@ def read_manifest(root: str | os.PathLike) -> dict:
 
 
 def write_shard(path: Path, spec: INRSpec, params: Params | None, rows: list[dict],
-                skipped: list[dict]) -> None:
-    """Write one chunk's stacked weights and row records (an empty chunk still gets a file)."""
+                skipped: list[dict], seconds: float | None = None) -> None:
+    """Write one chunk's stacked weights and row records (an empty chunk still gets a file).
+
+    ``seconds`` is the wall time spent loading and fitting the chunk; the manifest sums it so that
+    a resumed or multi-process build still reports the whole cost of its corpus."""
     if params is None or not rows:
         tensors = {k: torch.zeros((0, *shape)) for k, shape in spec.param_shapes()}
     else:
         tensors = {k: v.detach().to(torch.float32).contiguous() for k, v in params.items()}
     meta = {"rows": json.dumps(rows), "skipped": json.dumps(skipped)}
+    if seconds is not None:
+        meta["seconds"] = f"{seconds:.3f}"
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
 
@@ -114,6 +119,13 @@ def read_shard_records(path: Path) -> tuple[list[dict], list[dict]]:
     except (SafetensorError, OSError) as e:
         raise InputError(f"{path}: unreadable shard ({e}); delete it and build again to redo it") from None
     return json.loads(meta.get("rows", "[]")), json.loads(meta.get("skipped", "[]"))
+
+
+def read_shard_seconds(path: Path) -> float | None:
+    """The fitting seconds recorded in a shard, or None for shards written before they were."""
+    with safe_open(str(path), framework="pt") as f:
+        value = (f.metadata() or {}).get("seconds")
+    return float(value) if value is not None else None
 
 
 def load_shard(path: Path) -> dict[str, torch.Tensor]:
@@ -198,6 +210,7 @@ def summarise(root: str | os.PathLike) -> dict:
         "skipped": m.get("skipped_count", 0),
         "builder_args": m["builder_args"],
         "build_seconds": m.get("build_seconds"),
+        "fit_seconds": m.get("fit_seconds"),
         "size_bytes": size,
     }
 

@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 from engine.data.build import BuildConfig, build_corpus
 from engine.data.dataset import INRDataset, ShardStream, collate
 from engine.data.glyphs import find_fonts, select_fonts
-from engine.data.store import read_manifest, read_stats
+from engine.data.store import read_manifest, read_shard_seconds, read_stats
 from engine.errors import InputError
 from engine.functional import forward, image_grid
 from engine.progress import drive
@@ -102,6 +102,10 @@ def test_interrupted_build_resumes_where_it_stopped(tmp_path):
     assert summary["status"] == "complete" and summary["num_inrs"] == 40
     assert shards[0].read_bytes() == first_bytes  # not refitted
     assert sum(e.stage == "build" for e in events) == 2  # only the two missing chunks
+    # The reported fitting time covers all four chunks, not only the two this run fitted.
+    chunk_seconds = [read_shard_seconds(p) for p in sorted((out / "shards").glob("*.safetensors"))]
+    assert len(chunk_seconds) == 4 and min(chunk_seconds) > 0
+    assert summary["fit_seconds"] == pytest.approx(sum(chunk_seconds), abs=0.1)
     with pytest.raises(InputError, match="other arguments"):
         drive(build_corpus(BuildConfig(kind="fashion-mnist", per_class=5, chunk_size=10), out))
 
@@ -197,6 +201,21 @@ def test_datasets_stream_with_transforms(tmp_path):
     assert batch["params"]["seq.1.weight"].shape == (4, 32, 32) and batch["label"].shape == (4,)
     loader = torch.utils.data.DataLoader(plain, batch_size=5, collate_fn=collate, num_workers=0)
     assert sum(b["label"].numel() for b in loader) == 24
+
+
+def test_stream_length_is_this_processes_share(tmp_path, monkeypatch):
+    _, out = _build(tmp_path, kind="fashion-mnist", per_class=3, chunk_size=7)
+    stream = ShardStream(out, split="source", seed=2)
+    assert len(stream) == len(list(stream)) == 24
+    monkeypatch.setattr(torch.distributed, "is_initialized", lambda: True)
+    monkeypatch.setattr(torch.distributed, "get_world_size", lambda: 2)
+    shares = []
+    for rank in (0, 1):
+        monkeypatch.setattr(torch.distributed, "get_rank", lambda rank=rank: rank)
+        items = [r["item"] for r in stream]
+        assert len(stream) == len(items) > 0
+        shares.append(set(items))
+    assert not shares[0] & shares[1] and sum(map(len, shares)) == 24
 
 
 def test_bad_build_arguments_say_what_to_do(tmp_path):
