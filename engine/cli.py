@@ -296,7 +296,7 @@ def cmd_train(args) -> None:
     cfg = with_overrides(TrainConfig(), "denoiser", method=args.method, steps=args.steps, batch_size=args.batch_size,
                          lr=args.lr, seed=args.seed, max_minutes=args.minutes, width=args.width,
                          depth=args.depth, reg_weight=args.reg_weight, reg_items=args.reg_items,
-                         precision=args.precision)
+                         precision=args.precision, normalisation=args.normalisation)
     rank, world, _, _ = _distributed()
     bar = _ProgressLine(not args.json and rank == 0)
     summary = drive(train(args.data, args.out, args.encoder, cfg, rank, world), on_progress=bar)
@@ -488,6 +488,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--minutes", type=float, default=None, help="stop and save after this long")
     sp.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
+    sp.add_argument("--normalisation", choices=["auto", "element", "tensor"], default=None,
+                    help="weight scale per element (official; auto for 2D) or per tensor (auto for 3D)")
     common(sp)
     sp.set_defaults(func=cmd_train)
 

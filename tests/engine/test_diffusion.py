@@ -268,7 +268,7 @@ def test_tiny_3d_train_adapt_generate_gives_watertight_meshes(tmp_path):
     model_path = tmp_path / "model.safetensors"
     drive(train(corpus, model_path, enc, dataclasses.replace(TINY_TRAIN, steps=10, batch_size=2, reg_items=1)))
     model = load_model(model_path)
-    assert model.spec == HD_OCCUPANCY
+    assert model.spec == HD_OCCUPANCY and model.meta["normalisation"] == "tensor"
     shot = tmp_path / "cup.obj"
     trimesh.creation.cylinder(0.3, 0.6).export(shot)
     adapted = drive(adapt(model, drive(load_shots(model, [shot])), AdaptConfig(steps=3, batch_size=2)))
@@ -314,4 +314,23 @@ def test_normalisation_floors_weights_that_never_move(tiny2d):
     std = torch.tensor([1e-9, 0.5, 1.0, 2.0, 3.0])  # median 1
     assert torch.allclose(normalisation_scale(std), torch.tensor([STD_FLOOR, 0.5, 1.0, 2.0, 3.0]))
     model = load_model(tiny2d["model"])
+    assert model.meta["normalisation"] == "element"
     assert float(model.std.min()) >= STD_FLOOR * float(model.std.median()) * (1 - 1e-6)
+
+
+def test_tensor_normalisation_keeps_unseen_changes_in_range():
+    from engine.diffusion.train import normalisation_scale, resolve_normalisation
+
+    # Two tensors: the first has one element that never moved on the source split.
+    std = torch.tensor([1e-9, 1.0, 1.0, 1.0, 4.0, 4.0])
+    tensor_of = torch.tensor([0, 0, 0, 0, 1, 1])
+    scale = normalisation_scale(std, tensor_of, "tensor")
+    assert torch.allclose(scale, torch.tensor([0.75**0.5] * 4 + [4.0] * 2))
+    # A new class moves the frozen element as much as the others: per tensor it stays ordinary.
+    change = torch.tensor([1.0, 1.0, 1.0, 1.0, 4.0, 4.0])
+    assert float((change / scale).abs().max()) < 1.2
+    assert float((change / normalisation_scale(std)).abs().max()) == pytest.approx(10.0)  # floored at 0.1
+    assert resolve_normalisation("auto", HD_OCCUPANCY) == "tensor"
+    assert resolve_normalisation("auto", MNIST_SIREN) == "element"
+    with pytest.raises(InputError, match="unknown normalisation"):
+        resolve_normalisation("layer", MNIST_SIREN)
