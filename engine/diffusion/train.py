@@ -119,8 +119,10 @@ def normalisation_scale(std: torch.Tensor, tensor_of: torch.Tensor | None = None
     """
     if mode == "element":
         return std.clamp_min(max(1e-5, STD_FLOOR * float(std.median())))
-    if mode != "tensor" or tensor_of is None:
-        raise ValueError(f"normalisation {mode!r} needs tensor_of" if mode == "tensor" else mode)
+    if mode != "tensor":
+        raise ValueError(f"unknown normalisation {mode!r}; resolve 'auto' with resolve_normalisation")
+    if tensor_of is None:
+        raise ValueError("tensor normalisation needs tensor_of, the tensor index of each element")
     sums = torch.zeros(int(tensor_of.max()) + 1, dtype=std.dtype).index_add_(0, tensor_of, std**2)
     counts = torch.bincount(tensor_of).to(std.dtype)
     return (sums / counts).sqrt().clamp_min(1e-5)[tensor_of]
