@@ -46,6 +46,19 @@ def tiles(spec, params: Params, size: int) -> list[np.ndarray]:
     return out
 
 
+def contact_sheet(spec, rows: list[tuple[str, Params]], tile: int, label_width: int) -> Image.Image:
+    """One labelled row of decoded tiles per ``(label, params)``."""
+    width = max(next(iter(p.values())).shape[0] for _, p in rows)
+    sheet = Image.new("L", (label_width + width * (tile + 4), len(rows) * (tile + 4)), 255)
+    draw = ImageDraw.Draw(sheet)
+    for r, (label, params) in enumerate(rows):
+        y = r * (tile + 4)
+        draw.text((4, y + tile // 2 - 6), label, fill=0)
+        for c, img in enumerate(tiles(spec, params, tile)):
+            sheet.paste(Image.fromarray(img), (label_width + c * (tile + 4), y))
+    return sheet
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", required=True)
@@ -64,15 +77,7 @@ def main() -> None:
                              ("EquiGen D=1", "equigen", 1.0), ("shots+noise D=0.3", "shots-noise", 0.3)]:
         cfg = GenerateConfig(n=args.n, diversity=d, method=method, seed=args.seed)
         rows.append((label, drive(sample(adapted, config=cfg))))
-    t, label_w = args.tile, 130
-    sheet = Image.new("L", (label_w + args.n * (t + 4), len(rows) * (t + 4)), 255)
-    draw = ImageDraw.Draw(sheet)
-    for r, (label, params) in enumerate(rows):
-        y = r * (t + 4)
-        draw.text((4, y + t // 2 - 6), label, fill=0)
-        for c, tile in enumerate(tiles(model.spec, params, t)):
-            sheet.paste(Image.fromarray(tile), (label_w + c * (t + 4), y))
-    sheet.save(args.out)
+    contact_sheet(model.spec, rows, args.tile, 130).save(args.out)
     print(f"wrote {args.out}")
 
 

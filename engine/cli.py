@@ -184,7 +184,8 @@ def cmd_data_build(args) -> None:
     from engine.data.build import BuildConfig, build_corpus
 
     cfg = BuildConfig(
-        kind=args.kind, per_class=args.per_class, inits=args.inits, seed=args.seed,
+        kind=args.kind, per_class=args.per_class, inits=args.inits, target_inits=args.target_inits,
+        seed=args.seed,
         init_mode=args.init_mode, source_classes=args.source_classes,
         target_classes=args.target_classes, root=args.root,
         fonts=tuple(args.fonts) if args.fonts else BuildConfig.fonts,
@@ -207,8 +208,8 @@ def _describe_corpus(s: dict) -> str:
     unit = {"psnr_db": " dB PSNR", "iou": " IoU"}.get(s["metric"] or "", "")
     lines = [
         f"corpus:   {s['path']} ({s['kind']}, {s['status']})",
-        f"spec:     {s['spec']}; init {s['init_mode']}, {s['inits']} fit(s) per item",
-        f"INRs:     {s['num_inrs']:,} of {s['num_items']:,} items; "
+        f"spec:     {s['spec']}; init {s['init_mode']}, {_fits_per_item(s)} per item",
+        f"INRs:     {s['num_inrs']:,} from {s['num_items']:,} items; "
         + ", ".join(f"{k} {v:,}" for k, v in sorted(s["per_split"].items())),
         f"quality:  mean {q:.3f}{unit}" if q is not None else "quality:  (not recorded)",
         f"source:   {', '.join(s['source_classes'])}",
@@ -219,6 +220,13 @@ def _describe_corpus(s: dict) -> str:
     if s.get("fit_seconds") is not None:
         lines.append(f"fitting:  {s['fit_seconds'] / 60:.1f} min over all runs and processes")
     return "\n".join(lines)
+
+
+def _fits_per_item(summary: dict) -> str:
+    source, target = summary["inits"], summary["target_inits"]
+    if source == target:
+        return f"{source} fit(s)"
+    return f"{source} fit(s) (source), {target} (target)"
 
 
 def cmd_data_info(args) -> None:
@@ -263,7 +271,9 @@ def cmd_pretrain(args) -> None:
     cfg = with_overrides(PretrainConfig(), "encoder", epochs=args.epochs, batch_size=args.batch_size,
                          lr=args.lr, seed=args.seed, max_minutes=args.minutes,
                          width=args.width, depth=args.depth, precision=args.precision,
-                         probes=False if args.no_probes else None, positives=args.positives)
+                         probes=False if args.no_probes else None, positives=args.positives,
+                         probe_lattice=args.probe_lattice,
+                         probe_logits=False if args.probe_probabilities else None)
     rank, world, _, _ = _distributed()
     bar = _ProgressLine(not args.json and rank == 0)
     summary = drive(pretrain(args.data, args.out, cfg, rank, world), on_progress=bar)
@@ -463,6 +473,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="class (default): same-class items are positives too; instance: the paper's NT-Xent")
     sp.add_argument("--no-probes", action="store_true",
                     help="the paper's pure weight-space encoder, without probe features")
+    sp.add_argument("--probe-lattice", type=int, default=None, metavar="N",
+                    help="3D: probe the INR on an N^3 lattice (default 16)")
+    sp.add_argument("--probe-probabilities", action="store_true",
+                    help="3D: probe occupancy probabilities (the older, coarser probes) instead of clipped logits")
     common(sp)
     sp.set_defaults(func=cmd_pretrain)
 
@@ -562,6 +576,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--per-class", type=int, default=None, help="at most N items per class")
     sp.add_argument("--inits", type=int, default=1,
                     help="fits per item; fits 2..K start from other random inits (contrastive positives)")
+    sp.add_argument("--target-inits", type=int, default=None, metavar="K",
+                    help="fits per held-out (target) item, if not --inits: e.g. 2 gives the second fits "
+                         "that eval-encoder's retrieval needs without refitting the source split")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--init-mode", choices=["shared", "independent"], default="shared",
                     help="first fit of every item from one shared init (default) or its own")

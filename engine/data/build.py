@@ -46,6 +46,9 @@ class BuildConfig:
     kind: str
     per_class: int | None = None
     inits: int = 1
+    # fits per target-split item, when it should differ from ``inits``: held-out second fits are
+    # what encoder retrieval is measured on, and they cost a fraction of doubling the source split
+    target_inits: int | None = None
     seed: int = 0
     init_mode: str = "shared"  # "shared": one initial weight set for all; "independent"
     source_classes: tuple[str, ...] | None = None
@@ -66,12 +69,20 @@ class BuildConfig:
             raise InputError("--init-mode must be 'shared' or 'independent'")
         if self.inits < 1:
             raise InputError("--inits must be at least 1")
+        if self.target_inits is not None and self.target_inits < 1:
+            raise InputError("--target-inits must be at least 1")
         if self.per_class is not None and self.per_class < 1:
             raise InputError("--per-class must be at least 1")
         if self.kind in ("images", "meshes", "inrs") and not self.root:
             raise InputError(f"building '{self.kind}' needs --root FOLDER with one subfolder per class")
-        if self.kind == "inrs" and self.inits > 1:
-            raise InputError("'inrs' corpora import files as they are; --inits must be 1")
+        if self.kind == "inrs" and max(self.inits, self.target_inits or 1) > 1:
+            raise InputError("'inrs' corpora import files as they are; --inits and --target-inits must be 1")
+
+    def inits_for(self, split: str) -> int:
+        """How many fits each item of ``split`` ("source" or "target") gets."""
+        if split == "target" and self.target_inits is not None:
+            return self.target_inits
+        return self.inits
 
     def arguments(self) -> dict:
         d = dataclasses.asdict(self)
@@ -217,8 +228,9 @@ def _plan(source: Source, config: BuildConfig, paths: CorpusPaths) -> None:
     args = config.arguments()
     if paths.manifest.exists():
         old = read_manifest(paths.root)
-        if old["builder_args"] != args:
-            changed = sorted(k for k in args if old["builder_args"].get(k) != args[k])
+        # .get: an option added later reads as its default (None) in corpora built before it
+        changed = sorted(k for k in args if old["builder_args"].get(k) != args[k])
+        if changed:
             raise InputError(
                 f"{paths.root} holds a corpus built with other arguments ({', '.join(changed)}); "
                 "use another --out, or the same arguments to resume")
@@ -249,7 +261,8 @@ def _plan(source: Source, config: BuildConfig, paths: CorpusPaths) -> None:
         "format": CORPUS_FORMAT, "version": CORPUS_VERSION, "kind": config.kind,
         "spec": spec.to_dict(), "metric": metric,
         "init_mode": "imported" if source.dimension == "inr" else config.init_mode,
-        "inits": config.inits, "seed": config.seed, "builder_args": args,
+        "inits": config.inits, "target_inits": config.inits_for("target"),
+        "seed": config.seed, "builder_args": args,
         "classes": classes, "source_classes": src, "target_classes": tgt,
         "num_items": len(items), "chunks": (len(items) + size - 1) // size, "chunk_size": size,
         "source_details": source.describe(), "status": "building",
@@ -284,6 +297,14 @@ def _row(config, g, r, k, quality, metric, steps, reached) -> dict:
             "metric": metric, "steps": steps, "reached": reached}
 
 
+def _fits_by_init(config: BuildConfig, loaded) -> list[tuple[int, list[int]]]:
+    """``[(k, positions in loaded that get a k-th fit)]``: every item gets fit 0, later fits go to
+    the items whose split asks for them."""
+    most = max(config.inits_for("source"), config.inits_for("target"))
+    plan = [(k, [j for j, (_, r, _) in enumerate(loaded) if k < config.inits_for(r["split"])]) for k in range(most)]
+    return [(k, todo) for k, todo in plan if todo]
+
+
 def _fit_chunk(source: Source, config: BuildConfig, spec: INRSpec, rows_in, shared: Params | None):
     """Fit (or import) one chunk: returns (stacked params, row records, skipped records)."""
     loaded, skipped = _load_items(source, rows_in)
@@ -307,27 +328,29 @@ def _fit_chunk(source: Source, config: BuildConfig, spec: INRSpec, rows_in, shar
     if source.dimension == "2d":
         frames = np.stack([x for _, _, x in loaded])
         batch = config.image_fit.batch_size
-        for k in range(config.inits):
-            for s in range(0, len(loaded), batch):
-                init = _item_inits(spec, config, indices[s:s + batch], k, shared)
-                out = yield from relay(fit_images(frames[s:s + batch], init, spec, config.image_fit))
+        for k, todo in _fits_by_init(config, loaded):
+            for s in range(0, len(todo), batch):
+                part = todo[s:s + batch]
+                init = _item_inits(spec, config, [indices[j] for j in part], k, shared)
+                out = yield from relay(fit_images(frames[part], init, spec, config.image_fit))
                 parts.append(out.params)
-                rows += [_row(config, g, r, k, out.quality[i], "psnr_db", int(out.steps[i]), bool(out.reached[i]))
-                         for i, (g, r, _) in enumerate(loaded[s:s + batch])]
+                rows += [_row(config, *loaded[j][:2], k, out.quality[i], "psnr_db", int(out.steps[i]), bool(out.reached[i]))
+                         for i, j in enumerate(part)]
     else:
         samples = []
         for g, _, mesh in loaded:
             samples.append(sample_occupancy(normalise_mesh(mesh), spec, config.mesh_fit, seed=_item_seed(config.seed, g, 0)))
             yield Progress("sample", len(samples), len(loaded))
         batch = config.mesh_fit.batch_size
-        for k in range(config.inits):
-            for s in range(0, len(loaded), batch):
-                init = _item_inits(spec, config, indices[s:s + batch], k, shared)
-                fit_cfg = dataclasses.replace(config.mesh_fit, seed=_item_seed(config.seed, indices[s], k))
-                out = yield from relay(fit_occupancy(samples[s:s + batch], init, spec, fit_cfg))
+        for k, todo in _fits_by_init(config, loaded):
+            for s in range(0, len(todo), batch):
+                part = todo[s:s + batch]
+                init = _item_inits(spec, config, [indices[j] for j in part], k, shared)
+                fit_cfg = dataclasses.replace(config.mesh_fit, seed=_item_seed(config.seed, indices[part[0]], k))
+                out = yield from relay(fit_occupancy([samples[j] for j in part], init, spec, fit_cfg))
                 parts.append(out.params)
-                rows += [_row(config, g, r, k, out.quality[i], "iou", int(out.steps[i]), bool(out.reached[i]))
-                         for i, (g, r, _) in enumerate(loaded[s:s + batch])]
+                rows += [_row(config, *loaded[j][:2], k, out.quality[i], "iou", int(out.steps[i]), bool(out.reached[i]))
+                         for i, j in enumerate(part)]
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}, rows, skipped
 
 

@@ -198,6 +198,7 @@ def summarise(root: str | os.PathLike) -> dict:
         "spec_details": m["spec"],
         "init_mode": m["init_mode"],
         "inits": m["inits"],
+        "target_inits": m.get("target_inits", m["inits"]),
         "num_inrs": len(rows),
         "num_items": len({r["item"] for r in rows}),
         "per_split": per_split,

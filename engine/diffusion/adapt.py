@@ -36,10 +36,11 @@ class AdaptConfig:
     precision: str = "auto"
 
 
-# 3D steps cost ~4x a 2D step (41 weight tokens against 6) and fitting the mesh shots takes ~30 s
-# of the minute, so 3D adapts with half the batch, the training run's 4 regularised items and 150
-# steps: ~25 s on two cores, where the 2D recipe would take ~65 s.
-ADAPT_3D = AdaptConfig(steps=150, batch_size=20, reg_items=4)
+# A 3D item costs far more than a 2D one (280 weight tokens against 11 at the default width) and
+# fitting the mesh shots takes ~27 s of the minute, so 3D adapts with a batch of 10 (every one of
+# 10 shots once per step), the training run's 4 regularised items and 120 steps: ~26 s on two
+# cores (150 steps at batch 20 took 49 s, at batch 10 ~32 s: too close to the minute).
+ADAPT_3D = AdaptConfig(steps=120, batch_size=10, reg_items=4)
 
 
 def adapt_recipe(spec: INRSpec) -> AdaptConfig:

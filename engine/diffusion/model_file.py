@@ -21,9 +21,9 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from engine.atomic import atomic_path
-from engine.diffusion.denoiser import Denoiser, DenoiserConfig
+from engine.diffusion.denoiser import Denoiser, denoiser_config_from_json
 from engine.diffusion.tokens import TokenLayout, flatten, token_layout, unflatten
-from engine.encoder.model import EncoderConfig, WeightEncoder
+from engine.encoder.model import WeightEncoder, encoder_config_from_json
 from engine.errors import InputError
 from engine.functional import Params, params_digest
 from engine.spec import INRSpec
@@ -58,7 +58,7 @@ class WeightDiffusion:
 
     @property
     def layout(self) -> TokenLayout:
-        return token_layout(self.spec, self.denoiser.config.max_token)
+        return token_layout(self.spec, self.denoiser.config.token_numbers)
 
     @property
     def init_sha(self) -> str:
@@ -123,12 +123,12 @@ def load_model(path: str | os.PathLike) -> WeightDiffusion:
     method = header["method"]
     encoder = None
     if header.get("encoder"):
-        encoder = WeightEncoder(spec, EncoderConfig(**json.loads(header["encoder"])))
+        encoder = WeightEncoder(spec, encoder_config_from_json(header["encoder"]))
         encoder.load_state_dict(_prefixed(tensors, "encoder."))
         encoder.eval().requires_grad_(False)
     cond_dim = encoder.config.feature_dim if encoder is not None else 0
-    dconf = DenoiserConfig(**json.loads(header["denoiser"]))
-    denoiser = Denoiser(token_layout(spec, dconf.max_token), cond_dim, dconf)
+    dconf = denoiser_config_from_json(header["denoiser"])
+    denoiser = Denoiser(token_layout(spec, dconf.token_numbers), cond_dim, dconf)
     denoiser.load_state_dict(_prefixed(tensors, "denoiser."))
     denoiser.eval()
     keys = [k for k, _ in spec.param_shapes()]

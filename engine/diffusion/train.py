@@ -153,7 +153,7 @@ def load_corpus_for_training(data: str | os.PathLike, encoder_path: str | os.Pat
             raise InputError(f"{encoder_path}: the encoder is for spec {encoder.spec.name!r}, "
                              f"the corpus holds {spec.name!r}")
         encoder.requires_grad_(False)
-    layout = token_layout(spec, config.max_token)
+    layout = token_layout(spec, config.token_numbers)
     mean, std = read_stats(data)
     flat_mean = flatten(layout, {k: v[None] for k, v in mean.items()})[0]
     scheme = resolve_normalisation(normalisation, spec)

@@ -6,7 +6,7 @@ neurons and would break the permutation symmetry the encoder is built to respect
 
 Probe features (``EncoderConfig.probes``, on by default) are our addition to the paper's encoder:
 the INR's own values at a fixed lattice of coordinates (2D: its fitting grid, average-pooled 2×;
-3D: occupancy probabilities on a 10³ lattice), through a small MLP. Evaluating the network is
+3D: occupancy logits clipped to ±10 on a 16³ lattice), through a small MLP. Evaluating the network is
 exactly invariant to hidden-neuron permutations (and to everything else that keeps the function),
 so ψ stays invariant. Measured on the glyph corpus, the pure weight-space encoder did not beat raw
 weights at k-NN class accuracy nor retrieve other-initialisation fits; with probes it does (see
@@ -35,6 +35,10 @@ from engine.functional import Params, forward, image_grid, volume_grid
 from engine.spec import INRSpec
 
 
+PROBE_LATTICE_3D = 16
+PROBE_LOGIT_CLIP = 10.0
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
     """Sized to pre-train on ~17k glyph INRs within 30 minutes on 2 CPU cores.
@@ -50,6 +54,11 @@ class EncoderConfig:
     proj_dim: int = 128
     probes: bool = True  # add the INR's values at fixed coordinates (exactly invariant)
     probe_dim: int = 256
+    # 3D probes: an n³ lattice, read as clipped logits (a soft signed distance) or as occupancy
+    # probabilities, which saturate to a coarse voxel grid (files from before these fields: 10³,
+    # probabilities; see ``encoder_config_from_json``)
+    probe_lattice: int = PROBE_LATTICE_3D
+    probe_logits: bool = True
 
 
 class WeightEncoder(nn.Module):
@@ -70,8 +79,8 @@ class WeightEncoder(nn.Module):
         self.norms = nn.ModuleList([PointwiseNorm(L, c) for _ in range(config.depth - 1)])
         d = invariant_dim(spec.widths, c)
         if config.probes:
-            self.register_buffer("probe_coords", probe_coordinates(spec), persistent=False)
-            n = probe_count(spec)
+            self.register_buffer("probe_coords", probe_coordinates(spec, config.probe_lattice), persistent=False)
+            n = probe_count(spec, config.probe_lattice)
             self.probe = nn.Sequential(nn.LayerNorm(n), nn.Linear(n, config.probe_dim), nn.GELU(),
                                        nn.Linear(config.probe_dim, config.probe_dim))
             d += config.probe_dim
@@ -110,6 +119,9 @@ class WeightEncoder(nn.Module):
         if self.spec.in_dim == 2:
             s = self.spec.grid_size
             return F.avg_pool2d(out.reshape(-1, 1, s, s), 2).flatten(1)
+        if self.config.probe_logits:
+            # Clipped: far from the surface the exact logit says little and varies most between fits.
+            return out.clamp(-PROBE_LOGIT_CLIP, PROBE_LOGIT_CLIP)
         return torch.sigmoid(out)
 
     def project(self, psi: torch.Tensor) -> torch.Tensor:
@@ -117,20 +129,27 @@ class WeightEncoder(nn.Module):
         return self.projection(psi)
 
 
-PROBE_LATTICE_3D = 10
-
-
-def probe_coordinates(spec: INRSpec) -> torch.Tensor:
-    """Where the probes evaluate an INR: 2D its fitting grid, 3D a 10³ lattice inside the domain."""
+def probe_coordinates(spec: INRSpec, lattice: int) -> torch.Tensor:
+    """Where the probes evaluate an INR: 2D its fitting grid, 3D a ``lattice``³ grid of cell
+    centres inside the domain, ``(points, in_dim)``."""
     if spec.in_dim == 2:
         return image_grid(spec.grid_size, spec.domain)
     lo, hi = spec.domain
-    margin = (hi - lo) / (2 * PROBE_LATTICE_3D)
-    return volume_grid(PROBE_LATTICE_3D, (lo + margin, hi - margin))
+    margin = (hi - lo) / (2 * lattice)
+    return volume_grid(lattice, (lo + margin, hi - margin))
 
 
-def probe_count(spec: INRSpec) -> int:
-    return (spec.grid_size // 2) ** 2 if spec.in_dim == 2 else PROBE_LATTICE_3D ** 3
+def probe_count(spec: INRSpec, lattice: int) -> int:
+    return (spec.grid_size // 2) ** 2 if spec.in_dim == 2 else lattice ** 3
+
+
+def encoder_config_from_json(text: str) -> EncoderConfig:
+    """An ``EncoderConfig`` from a file header; fields added since read as the older behaviour."""
+    fields = json.loads(text)
+    fields.setdefault("probes", False)  # files from before probe features were pure weight-space
+    fields.setdefault("probe_lattice", 10)
+    fields.setdefault("probe_logits", False)
+    return EncoderConfig(**fields)
 
 
 def tensor_stats(mean: Params, std: Params, spec: INRSpec) -> tuple[torch.Tensor, torch.Tensor]:
@@ -171,9 +190,7 @@ def load_encoder(path: str | os.PathLike) -> tuple[WeightEncoder, dict]:
     if header.get("format") != ENCODER_FORMAT:
         raise InputError(f"{path}: not an EquiGen encoder file; make one with 'equigen pretrain'")
     spec = INRSpec.from_json(header["spec"])
-    fields = json.loads(header["config"])
-    fields.setdefault("probes", False)  # files from before probe features were pure weight-space
-    config = EncoderConfig(**fields)
+    config = encoder_config_from_json(header["config"])
     enc = WeightEncoder(spec, config)
     enc.load_state_dict(tensors)
     enc.eval()

@@ -86,6 +86,25 @@ def test_fashion_mnist_defaults_stats_and_init(tmp_path):
     assert img.shape == (1, 784, 1) and float(img.std()) > 0.05
 
 
+def test_target_inits_give_second_fits_only_to_held_out_items(tmp_path):
+    summary, out = _build(tmp_path, kind="fashion-mnist", per_class=4, target_inits=2, chunk_size=15)
+    index = [json.loads(line) for line in open(out / "index.jsonl")]
+    by_split = {s: [r for r in index if r["split"] == s] for s in ("source", "target")}
+    assert {r["init_k"] for r in by_split["source"]} == {0}
+    assert len(by_split["source"]) == 32  # 8 source classes x 4, one fit each
+    assert sorted(r["init_k"] for r in by_split["target"]) == [0] * 8 + [1] * 8
+    second = INRDataset(out, split="target", init_k=1)
+    first = INRDataset(out, split="target", init_k=0)
+    assert sorted(r["item"] for r in second.rows) == sorted(r["item"] for r in first.rows)
+    assert summary["inits"] == 1 and summary["target_inits"] == 2
+    # A second fit starts elsewhere, so it is a different network that is also a good fit.
+    order = {r["item"]: i for i, r in enumerate(second.rows)}
+    second.rows = [second.rows[order[r["item"]]] for r in first.rows]
+    a, b = first.stacked(), second.stacked()
+    assert all(not torch.allclose(a[k], b[k]) for k in a)
+    assert min(r["quality"] for r in by_split["target"]) >= 30.0
+
+
 def test_interrupted_build_resumes_where_it_stopped(tmp_path):
     cfg = BuildConfig(kind="fashion-mnist", per_class=4, chunk_size=10)
     out = tmp_path / "c"

@@ -66,6 +66,38 @@ def test_denoiser_shapes_padding_and_guidance_drop():
     assert not torch.allclose(dropped, out)
 
 
+@pytest.mark.parametrize("spec", SPECS[:2], ids=lambda s: s.name)
+def test_default_tokens_pass_through_the_width_without_a_bottleneck(spec):
+    config = DenoiserConfig()
+    layout = token_layout(spec, config.token_numbers)
+    # Each token enters through an (E, width) map: with E <= width nothing has to be dropped, and
+    # all tokens together have room for every weight (1024-number tokens had room for 21% in 3D).
+    assert layout.token_size <= config.width
+    assert layout.num_tokens * config.width >= spec.num_params
+
+
+def test_skip_returns_the_input_at_low_noise_and_old_files_keep_plain_x0():
+    from engine.diffusion.denoiser import denoiser_config_from_json
+
+    layout = token_layout(HD_OCCUPANCY, 128)
+    torch.manual_seed(0)
+    den = Denoiser(layout, cond_dim=0, config=dataclasses.replace(TINY_DENOISER, max_token=128))
+    plain = Denoiser(layout, cond_dim=0, config=dataclasses.replace(TINY_DENOISER, max_token=128, skip=False))
+    plain.load_state_dict(den.state_dict())
+    for w in [den.w_out, den.mod_out.weight] + [b.modulation.weight for b in den.blocks]:
+        torch.nn.init.normal_(w, std=0.1)
+    plain.load_state_dict(den.state_dict())
+    x = to_tokens(layout, torch.randn(2, HD_OCCUPANCY.num_params))
+    with torch.no_grad():
+        near_clean = den(x, torch.tensor([0, 0]))
+        rel = lambda a: float((a - x).norm() / x.norm())  # noqa: E731
+        assert rel(near_clean) < 0.02 and rel(plain(x, torch.tensor([0, 0]))) > 0.5
+        assert rel(den(x, torch.tensor([999, 999]))) > 0.5  # at pure noise the input says nothing
+    old = {"width": 192, "depth": 4, "heads": 4, "mlp_ratio": 4.0, "max_token": 1024}
+    config = denoiser_config_from_json(json.dumps(old))
+    assert (config.skip, config.token_numbers) == (False, 1024)
+
+
 def test_ddim_recovers_x0_when_the_model_knows_it():
     sched = Schedule()
     x0 = torch.randn(4, 10)

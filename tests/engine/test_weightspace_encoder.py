@@ -117,6 +117,27 @@ def test_encoder_is_invariant_and_its_layers_equivariant(spec):
         torch.testing.assert_close(fq[1][layer], b_exp, atol=1e-4, rtol=1e-4)
 
 
+def test_3d_probes_are_clipped_logits_on_the_lattice_and_old_files_keep_theirs(tmp_path):
+    from engine.encoder.model import PROBE_LOGIT_CLIP, encoder_config_from_json, save_encoder
+
+    p = init_from_seed(HD_OCCUPANCY, 0)
+    p["layers.3.bias"] = p["layers.3.bias"] + 40.0  # far inside everywhere: saturated probabilities
+    small = EncoderConfig(feature_dim=32, proj_dim=16, probe_lattice=6)
+    enc = WeightEncoder(HD_OCCUPANCY, small).eval()
+    values = enc.probe_values(p)
+    assert values.shape == (1, 6 ** 3)
+    assert torch.allclose(values, torch.full_like(values, PROBE_LOGIT_CLIP))
+    legacy = WeightEncoder(HD_OCCUPANCY, dataclasses.replace(small, probe_logits=False)).eval()
+    assert torch.allclose(legacy.probe_values(p), torch.ones(1, 6 ** 3))
+    # Files written before the probe fields existed were 10³ lattices of probabilities.
+    old_header = {k: v for k, v in dataclasses.asdict(small).items() if k not in ("probe_lattice", "probe_logits")}
+    config = encoder_config_from_json(json.dumps(old_header))
+    assert (config.probe_lattice, config.probe_logits, config.probes) == (10, False, True)
+    saved = save_encoder(tmp_path / "e.safetensors", enc)
+    again, _ = load_encoder(saved)
+    assert again.config == small and torch.equal(again(p), enc(p))
+
+
 def test_single_layer_is_equivariant_not_merely_invariant():
     layer = EquivariantLayer(3, 2, 4)
     ws = [torch.randn(2, 5, 3, 2), torch.randn(2, 6, 5, 2), torch.randn(2, 1, 6, 2)]
