@@ -26,20 +26,14 @@ from engine.diffusion.model_file import load_model
 from engine.diffusion.schedule import Schedule
 from engine.diffusion.tokens import from_tokens, to_tokens
 from engine.encoder.evaluate import embed
-from engine.functional import forward, image_grid, volume_grid
+from sheet_source_check import agreement as pair_agreement
 
 STEPS = (1, 10, 50, 200, 500, 900)
 
 
 def agreement(spec, params, truth) -> float:
     """Median IoU at 48³ (3D) or PSNR in dB (2D) of decoded ``params`` against ``truth``."""
-    if spec.in_dim == 3:
-        grid = volume_grid(48, spec.domain)
-        a, b = forward(spec, params, grid)[..., 0] > 0, forward(spec, truth, grid)[..., 0] > 0
-        return float(((a & b).sum(1) / (a | b).sum(1).clamp_min(1)).median())
-    grid = image_grid(spec.grid_size, spec.domain)
-    a, b = forward(spec, params, grid).clamp(0, 1), forward(spec, truth, grid).clamp(0, 1)
-    return float((10 * torch.log10(1 / ((a - b) ** 2).mean((1, 2)).clamp_min(1e-10))).median())
+    return float(np.median(pair_agreement(spec, params, truth, resolution=48)))
 
 
 def rms(a: torch.Tensor, b: torch.Tensor) -> float:

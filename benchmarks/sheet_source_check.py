@@ -28,10 +28,10 @@ from engine.progress import drive
 from sheet_generator import contact_sheet
 
 
-def agreement(spec, samples, references) -> np.ndarray:
-    """Per pair: occupancy IoU at 64³ (3D) or PSNR in dB (2D)."""
+def agreement(spec, samples, references, resolution: int = 64) -> np.ndarray:
+    """Per pair ``(N,)``: occupancy IoU on a ``resolution``³ grid (3D) or PSNR in dB (2D)."""
     if spec.in_dim == 3:
-        grid = volume_grid(64, spec.domain)
+        grid = volume_grid(resolution, spec.domain)
         a, b = forward(spec, samples, grid)[..., 0] > 0, forward(spec, references, grid)[..., 0] > 0
         return ((a & b).sum(1) / (a | b).sum(1).clamp_min(1)).numpy()
     grid = image_grid(spec.grid_size, spec.domain)
