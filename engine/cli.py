@@ -641,7 +641,29 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(f"equigen: internal error: {type(e).__name__}: {e} "
                          "(rerun with --debug and report it)\n")
         return 1
+    finally:
+        _leave_process_group()
     return 0
+
+
+def _leave_process_group() -> None:
+    """Under torchrun, let every rank finish before any tears gloo down.
+
+    A rank that exits while its peer still holds the group aborts in gloo's thread destructors
+    ("terminate called without an active exception"); rank 0 writes the model last, so the others
+    would otherwise leave first.
+    """
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or "torch.distributed" not in sys.modules:
+        return
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 if __name__ == "__main__":
