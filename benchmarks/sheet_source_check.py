@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from engine.data.dataset import INRDataset
+from engine.data.store import read_manifest
 from engine.diffusion.generate import GenerateConfig, sample
 from engine.diffusion.model_file import Shots, load_model
 from engine.diffusion.shots import with_features
@@ -49,7 +50,7 @@ def main() -> None:
     ap.add_argument("--tile", type=int, default=72)
     args = ap.parse_args()
     model = load_model(args.model)
-    classes = model.meta.get("classes", {}).get("source") or INRDataset(args.data).manifest["source_classes"]
+    classes = model.meta.get("classes", {}).get("source") or read_manifest(args.data)["source_classes"]
     rng = np.random.default_rng(args.seed)
     rows, report = [], {}
     for name in classes:

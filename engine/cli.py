@@ -306,7 +306,8 @@ def cmd_train(args) -> None:
     cfg = with_overrides(TrainConfig(), "denoiser", method=args.method, steps=args.steps, batch_size=args.batch_size,
                          lr=args.lr, seed=args.seed, max_minutes=args.minutes, width=args.width,
                          depth=args.depth, reg_weight=args.reg_weight, reg_items=args.reg_items,
-                         precision=args.precision, normalisation=args.normalisation)
+                         precision=args.precision, normalisation=args.normalisation,
+                         prior_rank=args.prior_rank)
     rank, world, _, _ = _distributed()
     bar = _ProgressLine(not args.json and rank == 0)
     summary = drive(train(args.data, args.out, args.encoder, cfg, rank, world), on_progress=bar)
@@ -496,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch-size", type=int, default=None)
     sp.add_argument("--width", type=int, default=None, help="transformer width")
     sp.add_argument("--depth", type=int, default=None, help="transformer blocks")
+    sp.add_argument("--prior-rank", type=int, default=None,
+                    help="principal directions of the denoiser's Gaussian prior (64; 0: none)")
     sp.add_argument("--lr", type=float, default=None)
     sp.add_argument("--reg-weight", type=float, default=None, help="λ of the equivariance regulariser")
     sp.add_argument("--reg-items", type=int, default=None, help="items per batch the regulariser sees (16)")

@@ -2,8 +2,10 @@
 
 The denoiser (from its EMA weights) is fine-tuned on the shots with the same loss as in training,
 regulariser included (``METHOD.md`` §5; official: 250 steps at lr 2e-4). Each step sees every shot
-at several noise levels. The result is a new model that carries the shots and their features, so
-``generate`` can condition on them later without the original files.
+at several noise levels. A denoiser with a prior path first takes the shots' Gaussian as its prior
+(``prior.py``), since a new class lies mostly outside the span of the source weights. The result
+is a new model that carries the shots and their features, so ``generate`` can condition on them
+later without the original files.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from engine.diffusion.model_file import Shots, WeightDiffusion
+from engine.diffusion.prior import shots_prior
 from engine.diffusion.schedule import Schedule
 from engine.diffusion.shots import with_features
 from engine.diffusion.train import diffusion_loss
@@ -34,6 +37,11 @@ class AdaptConfig:
     seed: int = 0
     max_seconds: float | None = None  # stop early (and keep what was learned) after this long
     precision: str = "auto"
+    # The denoiser's Gaussian prior becomes the shots' (``prior.py``): their covariance scaled by
+    # prior_spread² plus prior_floor in every direction (normalised units; 0.01 is 0.1 RMS, which
+    # decoded 3D shapes tolerate at IoU 0.96).
+    prior_spread: float = 0.5
+    prior_floor: float = 0.01
 
 
 # A 3D item costs far more than a 2D one (280 weight tokens against 11 at the default width) and
@@ -62,6 +70,9 @@ def adapt(model: WeightDiffusion, shots: Shots, config: AdaptConfig = AdaptConfi
     x_shots = model.normalise(shots.params)
     cond_shots = shots.features
     denoiser = copy.deepcopy(model.denoiser).train().requires_grad_(True)
+    if denoiser.has_prior:
+        denoiser.set_prior(shots_prior(x_shots, denoiser.config.prior_rank, config.prior_spread,
+                                       config.prior_floor), model.layout)
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=0.0)
     schedule = Schedule()
     reps = max(1, config.batch_size // k)

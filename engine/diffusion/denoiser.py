@@ -4,7 +4,8 @@ G.pt / HyperDiffusion design (``METHOD.md`` §4): one token per tensor chunk (``
 linear map in and out per weight tensor (the chunks of one tensor hold the same kind of numbers
 and share it; learned positions tell them apart), pre-LN blocks. A token holds at most ``width``
 numbers so that those maps lose nothing (``DenoiserConfig.max_token``), and x̂0 is preconditioned
-with a skip from the noisy input (``DenoiserConfig.skip``). The timestep and the condition
+with a skip from the noisy input (``DenoiserConfig.skip``): the Wiener filter of a Gaussian prior
+over the weights (``prior.py``), so the transformer learns only what the prior gets wrong. The timestep and the condition
 (the encoder feature ψ of the INR, or nothing for the unconditional HyperDiffusion baseline) enter
 every block by adaLN-Zero modulation (DiT), which for a single condition vector is the cheap
 equivalent of the official single-token cross-attention. A learned "null" condition stands in for
@@ -21,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.diffusion.prior import GaussianPrior, wiener
 from engine.diffusion.schedule import TRAIN_STEPS, cosine_alphas_cumprod
 from engine.diffusion.tokens import TokenLayout
 
@@ -40,6 +42,9 @@ class DenoiserConfig:
     # x̂0 = √ᾱ_t·x_t + √(1−ᾱ_t)·F (EDM's preconditioning for σ_data = 1): near t = 0 the clean
     # weights are the input itself, which a network otherwise has to learn to copy exactly.
     skip: bool = True
+    # With the skip: principal directions of the Gaussian prior whose Wiener filter is the skip
+    # (``prior.py``); 0: the N(0, I) prior, i.e. EDM's √ᾱ_t·x_t.
+    prior_rank: int = 64
 
     @property
     def token_numbers(self) -> int:
@@ -48,9 +53,11 @@ class DenoiserConfig:
 
 def denoiser_config_from_json(text: str) -> DenoiserConfig:
     """A ``DenoiserConfig`` from a model file header; files from before ``skip`` existed stored
-    1024-number tokens and predicted x0 without the skip."""
+    1024-number tokens and predicted x0 without the skip, and those from before ``prior_rank``
+    skipped through the N(0, I) prior."""
     fields = json.loads(text)
     fields.setdefault("skip", False)
+    fields.setdefault("prior_rank", 0)
     return DenoiserConfig(**fields)
 
 
@@ -121,6 +128,28 @@ class Denoiser(nn.Module):
         self.b_out = nn.Parameter(torch.zeros(G, E))
         if config.skip:
             self.register_buffer("root_abar", cosine_alphas_cumprod(schedule_steps).float().sqrt(), persistent=False)
+        if config.skip and config.prior_rank:
+            # N(0, I) until ``set_prior``: the Wiener skip then equals the plain one
+            self.register_buffer("prior_mean", torch.zeros(T, E))
+            self.register_buffer("prior_basis", torch.zeros(config.prior_rank, T, E))
+            self.register_buffer("prior_variance", torch.ones(config.prior_rank))
+            self.register_buffer("prior_floor", torch.ones(()))
+
+    @property
+    def has_prior(self) -> bool:
+        return hasattr(self, "prior_basis")
+
+    def set_prior(self, prior: GaussianPrior, layout: TokenLayout) -> None:
+        """Make ``prior`` (of rank ``config.prior_rank``) the skip path's Gaussian."""
+        if not self.has_prior:
+            raise ValueError("this denoiser has no prior path (prior_rank 0 or no skip)")
+        mean, basis = prior.tokens(layout)
+        if basis.shape != self.prior_basis.shape:
+            raise ValueError(f"prior of rank {basis.shape[0]} for a denoiser of rank {self.config.prior_rank}")
+        self.prior_mean.copy_(mean)
+        self.prior_basis.copy_(basis)
+        self.prior_variance.copy_(prior.variance)
+        self.prior_floor.fill_(prior.floor)
 
     def forward(self, tokens: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
                 drop: torch.Tensor | None = None) -> torch.Tensor:
@@ -141,6 +170,12 @@ class Denoiser(nn.Module):
         x = self.norm_out(x) * (1 + scale) + shift
         out = torch.cat([x[:, idx] @ self.w_out[g] + self.b_out[g] for g, idx in enumerate(self.groups)], 1)
         if self.config.skip:
-            a = self.root_abar[t][:, None, None]  # in fp32: the skip carries the input's precision
-            out = a * tokens.float() + (1 - a * a).clamp_min(0).sqrt() * out.float()
+            a = self.root_abar[t]  # in fp32: the skip carries the input's precision
+            if self.has_prior:
+                with torch.autocast(tokens.device.type, enabled=False):  # bf16 would blur the prior
+                    skip = wiener(tokens.float(), a, self.prior_mean, self.prior_basis,
+                                  self.prior_variance, self.prior_floor)
+            else:
+                skip = a[:, None, None] * tokens.float()
+            out = skip + (1 - a * a).clamp_min(0).sqrt()[:, None, None] * out.float()
         return out * self.mask

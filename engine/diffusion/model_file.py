@@ -78,7 +78,8 @@ def save_model(path: str | os.PathLike, model: WeightDiffusion, half: bool = Fal
     """Write ``model`` to ``path`` atomically (see the module docstring for the layout).
 
     half: store the denoiser and encoder weights as float16 (half the size, for models that
-    ship with the app); statistics, init and shots stay float32, so the init hash is unchanged.
+    ship with the app); statistics, the denoiser's prior, init and shots stay float32, so the init
+    hash is unchanged.
     """
     tensors = {f"denoiser.{k}": v for k, v in model.denoiser.state_dict().items()}
     if model.encoder is not None:
@@ -99,8 +100,9 @@ def save_model(path: str | os.PathLike, model: WeightDiffusion, half: bool = Fal
             tensors["shots.features"] = model.shots.features
         header["shots"] = json.dumps(model.shots.names)
     small = torch.float16 if half else torch.float32
-    tensors = {k: v.detach().to(small if k.startswith(("denoiser.", "encoder.")) else torch.float32)
-               .contiguous().clone() for k, v in tensors.items()}
+    halved = lambda k: k.startswith(("denoiser.", "encoder.")) and not k.startswith("denoiser.prior_")  # noqa: E731
+    tensors = {k: v.detach().to(small if halved(k) else torch.float32).contiguous().clone()
+               for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=header)
     return Path(path)

@@ -27,6 +27,7 @@ from engine.data.dataset import INRDataset
 from engine.data.store import CorpusPaths, read_manifest, read_stats
 from engine.diffusion.denoiser import Denoiser, DenoiserConfig
 from engine.diffusion.model_file import METHODS, WeightDiffusion, save_model
+from engine.diffusion.prior import fit_prior
 from engine.diffusion.schedule import Schedule
 from engine.diffusion.tokens import flatten, to_tokens, from_tokens, token_layout
 from engine.encoder.evaluate import embed
@@ -168,7 +169,10 @@ def load_corpus_for_training(data: str | os.PathLike, encoder_path: str | os.Pat
               "corpus": str(data), "corpus_kind": manifest["kind"], "normalisation": scheme},
     )
     params = ds.stacked()
-    return model, model.normalise(params), params
+    x = model.normalise(params)
+    if model.denoiser.has_prior:
+        model.denoiser.set_prior(fit_prior(x, config.prior_rank), layout)
+    return model, x, params
 
 
 def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | os.PathLike | None = None,

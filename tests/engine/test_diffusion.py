@@ -83,10 +83,10 @@ def test_skip_returns_the_input_at_low_noise_and_old_files_keep_plain_x0():
     torch.manual_seed(0)
     den = Denoiser(layout, cond_dim=0, config=dataclasses.replace(TINY_DENOISER, max_token=128))
     plain = Denoiser(layout, cond_dim=0, config=dataclasses.replace(TINY_DENOISER, max_token=128, skip=False))
-    plain.load_state_dict(den.state_dict())
+    shared = lambda: {k: v for k, v in den.state_dict().items() if not k.startswith("prior_")}  # noqa: E731
     for w in [den.w_out, den.mod_out.weight] + [b.modulation.weight for b in den.blocks]:
         torch.nn.init.normal_(w, std=0.1)
-    plain.load_state_dict(den.state_dict())
+    plain.load_state_dict(shared())
     x = to_tokens(layout, torch.randn(2, HD_OCCUPANCY.num_params))
     with torch.no_grad():
         near_clean = den(x, torch.tensor([0, 0]))
@@ -95,7 +95,7 @@ def test_skip_returns_the_input_at_low_noise_and_old_files_keep_plain_x0():
         assert rel(den(x, torch.tensor([999, 999]))) > 0.5  # at pure noise the input says nothing
     old = {"width": 192, "depth": 4, "heads": 4, "mlp_ratio": 4.0, "max_token": 1024}
     config = denoiser_config_from_json(json.dumps(old))
-    assert (config.skip, config.token_numbers) == (False, 1024)
+    assert (config.skip, config.token_numbers, config.prior_rank) == (False, 1024, 0)
 
 
 def test_ddim_recovers_x0_when_the_model_knows_it():
