@@ -1,7 +1,8 @@
 """The generator's model file: everything needed to adapt and sample, in one safetensors file.
 
-Tensors: ``denoiser.*`` (the EMA weights, which sampling uses), ``encoder.*`` (the frozen E_φ;
-absent for the HyperDiffusion baseline), ``stats.mean`` / ``stats.std`` (per-element weight
+Tensors: ``denoiser.*`` (the EMA weights, which sampling uses, and ``denoiser.prior_*``, the
+Gaussian prior of its skip: the source split's, or the shots' after adaptation), ``encoder.*``
+(the frozen E_φ; absent for the HyperDiffusion baseline), ``stats.mean`` / ``stats.std`` (per-element weight
 statistics of the source split, flattened), ``init.<key>`` (the shared initial weights the corpus
 was fitted from: shots are fitted from it too), ``feature_scale`` (per-dimension spread of ψ over
 the source split), and after adaptation ``shots.features`` and ``shots.<key>``.
