@@ -5,10 +5,10 @@ linear map in and out per weight tensor (the chunks of one tensor hold the same 
 and share it; learned positions tell them apart), pre-LN blocks. A token holds at most ``width``
 numbers so that those maps lose nothing (``DenoiserConfig.max_token``), and x̂0 is preconditioned
 with a skip from the noisy input (``DenoiserConfig.skip``): the Wiener filter of a Gaussian prior
-over the weights (``prior.py``), so the transformer learns only what the prior gets wrong. The timestep and the condition
-(the encoder feature ψ of the INR, or nothing for the unconditional HyperDiffusion baseline) enter
-every block by adaLN-Zero modulation (DiT), which for a single condition vector is the cheap
-equivalent of the official single-token cross-attention. A learned "null" condition stands in for
+over the weights (``prior.py``), so the transformer learns only what the prior gets wrong. The
+timestep and the condition (the encoder feature ψ of the INR, or nothing for the unconditional
+HyperDiffusion baseline) enter every block by adaLN-Zero modulation (DiT), which for a single
+condition vector is the cheap equivalent of the official single-token cross-attention. A learned "null" condition stands in for
 ψ when it is dropped (classifier-free guidance).
 """
 

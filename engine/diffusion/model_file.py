@@ -2,8 +2,8 @@
 
 Tensors: ``denoiser.*`` (the EMA weights, which sampling uses, and ``denoiser.prior_*``, the
 Gaussian prior of its skip: the source split's, or the shots' after adaptation), ``encoder.*``
-(the frozen E_φ; absent for the HyperDiffusion baseline), ``stats.mean`` / ``stats.std`` (per-element weight
-statistics of the source split, flattened), ``init.<key>`` (the shared initial weights the corpus
+(the frozen E_φ; absent for the HyperDiffusion baseline), ``stats.mean`` / ``stats.std``
+(per-element weight statistics of the source split, flattened), ``init.<key>`` (the shared initial weights the corpus
 was fitted from: shots are fitted from it too), ``feature_scale`` (per-dimension spread of ψ over
 the source split), and after adaptation ``shots.features`` and ``shots.<key>``.
 Metadata: spec, method, denoiser and encoder configs, the training recipe and summary, the classes,
@@ -101,7 +101,9 @@ def save_model(path: str | os.PathLike, model: WeightDiffusion, half: bool = Fal
             tensors["shots.features"] = model.shots.features
         header["shots"] = json.dumps(model.shots.names)
     small = torch.float16 if half else torch.float32
-    halved = lambda k: k.startswith(("denoiser.", "encoder.")) and not k.startswith("denoiser.prior_")  # noqa: E731
+    def halved(key: str) -> bool:
+        return key.startswith(("denoiser.", "encoder.")) and not key.startswith("denoiser.prior_")
+
     tensors = {k: v.detach().to(small if halved(k) else torch.float32).contiguous().clone()
                for k, v in tensors.items()}
     with atomic_path(path) as tmp:

@@ -16,7 +16,8 @@ mean, their covariance scaled by ``spread`` (the whole covariance breaks thin pa
 spread keeps them), and a small floor. Weight-space averages of fits from one shared
 initialisation decode to plausible members of the class (the mean of 10 mug fits is a mug).
 
-Everything here works on token tensors ``(…, T, E)`` with zeros in the padding (``tokens.py``).
+Priors are fitted on flat weight vectors ``(N, P)``; the filter runs on token tensors
+``(…, T, E)`` with zeros in the padding (``tokens.py``).
 """
 
 from __future__ import annotations
@@ -51,14 +52,9 @@ def fit_prior(x: torch.Tensor, rank: int) -> GaussianPrior:
 
     Directions beyond N − 1 carry nothing and come back as zero rows.
     """
-    x = x.double()
-    n, p = x.shape
-    mean = x.mean(0)
-    _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
-    variance = s**2 / max(1, n - 1)
-    keep = min(rank, int((variance > 1e-12 * max(float(variance.max()), 1e-30)).sum()))
-    rest = float(variance[keep:].sum()) / max(1, p - keep)
-    return _padded(mean, vh[:keep], variance[:keep], max(rest, 1e-6), rank)
+    mean, basis, variance, total = _principal(x, rank)
+    rest = (total - float(variance.sum())) / max(1, x.shape[1] - basis.shape[0])
+    return _padded(mean, basis, variance, max(rest, 1e-6), rank)
 
 
 def shots_prior(x: torch.Tensor, rank: int, spread: float, floor: float) -> GaussianPrior:
@@ -66,15 +62,21 @@ def shots_prior(x: torch.Tensor, rank: int, spread: float, floor: float) -> Gaus
 
     x: the shots' normalised weights ``(K, P)``; K = 1 gives the shot with isotropic ``floor``.
     """
+    mean, basis, variance, _ = _principal(x, rank)
+    return _padded(mean, basis, spread**2 * variance + floor, floor, rank)
+
+
+def _principal(x: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, float]:
+    """Mean ``(P,)``, up to ``rank`` principal directions ``(r, P)`` that carry variance, their
+    variances ``(r,)`` and the total variance, all of ``x`` ``(N, P)`` in float64."""
     x = x.double()
-    k = x.shape[0]
     mean = x.mean(0)
-    if k < 2:
-        return _padded(mean, x.new_zeros(0, x.shape[1]), x.new_zeros(0), floor, rank)
+    if x.shape[0] < 2:
+        return mean, x.new_zeros(0, x.shape[1]), x.new_zeros(0), 0.0
     _, s, vh = torch.linalg.svd(x - mean, full_matrices=False)
-    variance = spread**2 * s**2 / (k - 1)
+    variance = s**2 / (x.shape[0] - 1)
     keep = min(rank, int((variance > 1e-12 * max(float(variance.max()), 1e-30)).sum()))
-    return _padded(mean, vh[:keep], variance[:keep] + floor, floor, rank)
+    return mean, vh[:keep], variance[:keep], float(variance.sum())
 
 
 def _padded(mean: torch.Tensor, basis: torch.Tensor, variance: torch.Tensor, floor: float,
