@@ -136,6 +136,8 @@ def load_corpus_for_training(data: str | os.PathLike, encoder_path: str | os.Pat
     raw weights ``{key: (N, *shape)}``."""
     if method not in METHODS:
         raise InputError(f"unknown training method {method!r}; choose one of {', '.join(METHODS)}")
+    if config.prior_rank < 0:
+        raise InputError(f"--prior-rank must be 0 (no prior) or more, got {config.prior_rank}")
     manifest = read_manifest(data)
     paths = CorpusPaths(Path(data))
     if manifest.get("init_mode") != "shared" or not paths.init.exists():
