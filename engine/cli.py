@@ -272,7 +272,7 @@ def cmd_pretrain(args) -> None:
                          lr=args.lr, seed=args.seed, max_minutes=args.minutes,
                          width=args.width, depth=args.depth, precision=args.precision,
                          probes=False if args.no_probes else None, positives=args.positives,
-                         probe_lattice=args.probe_lattice,
+                         class_group=args.class_group, probe_lattice=args.probe_lattice,
                          probe_logits=False if args.probe_probabilities else None)
     rank, world, _, _ = _distributed()
     bar = _ProgressLine(not args.json and rank == 0)
@@ -472,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto (default): bf16 matmuls where the CPU does them natively")
     sp.add_argument("--positives", choices=["class", "instance"], default=None,
                     help="class (default): same-class items are positives too; instance: the paper's NT-Xent")
+    sp.add_argument("--class-group", type=int, default=None, metavar="M",
+                    help="with class positives, batches hold groups of M same-class items (default 4; 1 = plain shuffle)")
     sp.add_argument("--no-probes", action="store_true",
                     help="the paper's pure weight-space encoder, without probe features")
     sp.add_argument("--probe-lattice", type=int, default=None, metavar="N",

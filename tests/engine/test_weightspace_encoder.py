@@ -14,7 +14,7 @@ from engine.data.dataset import INRDataset
 from engine.encoder.evaluate import evaluate_encoder
 from engine.encoder.layers import EquivariantLayer
 from engine.encoder.model import EncoderConfig, WeightEncoder, load_encoder
-from engine.encoder.pretrain import PretrainConfig, nt_xent, pretrain
+from engine.encoder.pretrain import PretrainConfig, epoch_order, nt_xent, pretrain
 from engine.functional import forward, image_grid, init_from_seed, init_params, volume_grid
 from engine.progress import drive
 from engine.spec import HD_OCCUPANCY, MNIST_SIREN
@@ -160,6 +160,19 @@ def test_nt_xent_prefers_matching_views():
     classes = torch.arange(16) % 2
     clustered = torch.nn.functional.one_hot(classes, 8).float() + 0.01 * torch.randn(16, 8)
     assert nt_xent(clustered, clustered, 0.1, classes) < nt_xent(z, z, 0.1, classes)
+
+
+def test_epoch_order_gives_every_small_batch_same_class_positives():
+    item_class = torch.arange(58).repeat_interleave(22)[torch.randperm(58 * 22)]  # 58 classes
+    order = epoch_order(item_class, 4, torch.Generator().manual_seed(0))
+    assert sorted(order.tolist()) == list(range(len(item_class)))  # every item once per epoch
+    for start in range(0, 58 * 20 - 31, 32):  # the front holds whole groups of 4: batches of 32
+        counts = torch.bincount(item_class[order[start : start + 32]])
+        assert counts[counts > 0].min() >= 4
+    plain = epoch_order(item_class, 1, torch.Generator().manual_seed(0))
+    assert torch.bincount(item_class[plain[:32]]).max() < 4  # what plain shuffling gives
+    again = epoch_order(item_class, 4, torch.Generator().manual_seed(0))
+    assert torch.equal(order, again)
 
 
 @pytest.fixture(scope="module")
