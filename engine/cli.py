@@ -272,7 +272,7 @@ def cmd_pretrain(args) -> None:
                          lr=args.lr, seed=args.seed, max_minutes=args.minutes,
                          width=args.width, depth=args.depth, precision=args.precision,
                          probes=False if args.no_probes else None, positives=args.positives,
-                         class_group=args.class_group, probe_lattice=args.probe_lattice,
+                         class_group=args.class_group, warmup=args.warmup, probe_lattice=args.probe_lattice,
                          probe_logits=False if args.probe_probabilities else None)
     rank, world, _, _ = _distributed()
     bar = _ProgressLine(not args.json and rank == 0)
@@ -300,10 +300,12 @@ def cmd_eval_encoder(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from engine.diffusion.train import TrainConfig, train
+    from engine.data.store import read_manifest
+    from engine.diffusion.train import TrainConfig, denoiser_recipe, train
     from engine.overrides import with_overrides
 
-    cfg = with_overrides(TrainConfig(), "denoiser", method=args.method, steps=args.steps, batch_size=args.batch_size,
+    recipe = denoiser_recipe(int(read_manifest(args.data)["spec"]["in_dim"]))
+    cfg = with_overrides(TrainConfig(denoiser=recipe), "denoiser", method=args.method, steps=args.steps, batch_size=args.batch_size,
                          lr=args.lr, seed=args.seed, max_minutes=args.minutes, width=args.width,
                          depth=args.depth, reg_weight=args.reg_weight, reg_items=args.reg_items,
                          precision=args.precision, normalisation=args.normalisation,
@@ -472,6 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto (default): bf16 matmuls where the CPU does them natively")
     sp.add_argument("--positives", choices=["class", "instance"], default=None,
                     help="class (default): same-class items are positives too; instance: the paper's NT-Xent")
+    sp.add_argument("--warmup", type=float, default=None, metavar="F",
+                    help="share of the steps over which the learning rate rises (default 0.1; 0: none)")
     sp.add_argument("--class-group", type=int, default=None, metavar="M",
                     help="with class positives, batches hold groups of M same-class items (default 4; 1 = plain shuffle)")
     sp.add_argument("--no-probes", action="store_true",
@@ -500,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--width", type=int, default=None, help="transformer width")
     sp.add_argument("--depth", type=int, default=None, help="transformer blocks")
     sp.add_argument("--prior-rank", type=int, default=None,
-                    help="principal directions of the denoiser's Gaussian prior (64; 0: none)")
+                    help="principal directions of the denoiser's Gaussian prior (3D: 64; 0: none; 2D models have no skip and so no prior)")
     sp.add_argument("--lr", type=float, default=None)
     sp.add_argument("--reg-weight", type=float, default=None, help="λ of the equivariance regulariser")
     sp.add_argument("--reg-items", type=int, default=None, help="items per batch the regulariser sees (16)")

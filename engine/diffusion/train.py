@@ -13,6 +13,7 @@ data-parallel under torchrun (gradients all-reduced; each process draws its own 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -56,10 +57,24 @@ class TrainConfig:
     max_minutes: float | None = None
     precision: str = "auto"
     normalisation: str = "auto"  # "element", "tensor" or "auto" (see normalisation_scale)
-    denoiser: DenoiserConfig = DenoiserConfig()
+    denoiser: DenoiserConfig | None = None  # None: ``denoiser_recipe`` for the corpus' domain
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def denoiser_recipe(in_dim: int) -> DenoiserConfig:
+    """The default denoiser for INRs on ``in_dim``-D coordinates.
+
+    3D: tokens of at most ``width`` numbers, the skip, and a Gaussian prior of rank 64; without
+    them the 3D model made shapeless blobs (README). 2D: the design the bundled glyph model was
+    measured with, 1,024-number tokens and plain x0-prediction: the 3D design, retrained on the
+    glyph corpus with the same recipe, gave noise images even at diversity 0 (with the prior) or
+    everywhere (without it), see the README.
+    """
+    if in_dim == 2:
+        return DenoiserConfig(max_token=1024, skip=False, prior_rank=0)
+    return DenoiserConfig()
 
 
 def diffusion_loss(model: WeightDiffusion, denoiser, schedule: Schedule, x0: torch.Tensor,
@@ -130,15 +145,17 @@ def normalisation_scale(std: torch.Tensor, tensor_of: torch.Tensor | None = None
 
 
 def load_corpus_for_training(data: str | os.PathLike, encoder_path: str | os.PathLike | None,
-                             method: str, config: DenoiserConfig,
+                             method: str, config: DenoiserConfig | None,
                              normalisation: str = "auto") -> tuple[WeightDiffusion, torch.Tensor, dict]:
     """An untrained model for ``data``, the normalised source-split weights ``(N, P)`` and the
     raw weights ``{key: (N, *shape)}``."""
     if method not in METHODS:
         raise InputError(f"unknown training method {method!r}; choose one of {', '.join(METHODS)}")
+    manifest = read_manifest(data)
+    if config is None:
+        config = denoiser_recipe(int(manifest["spec"]["in_dim"]))
     if config.prior_rank < 0:
         raise InputError(f"--prior-rank must be 0 (no prior) or more, got {config.prior_rank}")
-    manifest = read_manifest(data)
     paths = CorpusPaths(Path(data))
     if manifest.get("init_mode") != "shared" or not paths.init.exists():
         raise InputError(f"{data}: weight diffusion needs a corpus fitted from one shared init "
@@ -188,6 +205,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | o
     torch.manual_seed(config.seed)
     model, x_all, params = load_corpus_for_training(data, encoder_path, config.method, config.denoiser,
                                                      config.normalisation)
+    config = dataclasses.replace(config, denoiser=model.denoiser.config)  # the recipe, resolved
     cond_all = None
     if model.encoder is not None:
         yield Progress("encode", 0, 1, "computing ψ of the source split")

@@ -68,8 +68,9 @@ class PretrainConfig:
     # "instance": only views of the same item (the paper's NT-Xent). See the README's table.
     positives: str = "class"
     # With class positives, each batch is made of groups of this many items of one class, so that
-    # every anchor has same-class positives even in small batches (3D batches of 32 against 58
-    # classes had almost none: held-out 3D glyph k-NN 0.75 -> see the README). 1 = plain shuffling.
+    # every anchor has same-class positives even in small batches (a 3D batch of 32 drawn from 58
+    # classes has almost none). 1 = plain shuffling. Measured gain small: 3D glyphs held-out k-NN
+    # 0.925 against 0.888 with plain shuffling (one seed each; README).
     class_group: int = 4
     seed: int = 0
     max_minutes: float | None = None  # stop (and save) after this long
@@ -179,6 +180,8 @@ def pretrain(
     items = _items_and_fits(ds)
     if config.positives not in ("class", "instance"):
         raise InputError(f"positives must be 'class' or 'instance', not {config.positives!r}")
+    if not 0 <= config.warmup <= 1:
+        raise InputError(f"warmup is a share of the steps, between 0 and 1, not {config.warmup}")
     if config.class_group < 1:
         raise InputError(f"class_group must be at least 1, not {config.class_group}")
     item_class = torch.tensor([ds.class_index(ds.rows[fits[0]]["class"]) for fits in items])
@@ -206,8 +209,8 @@ def pretrain(
     warmup_steps = max(1, round(config.warmup * total))
 
     def schedule(s: int) -> float:
-        # Without the warm-up, the probe MLP's first steps at the full rate set it on features
-        # that fit the source classes only (3D glyphs held-out k-NN ~0.58 against ~0.84).
+        # Without the warm-up, the first steps at the full rate set the probe MLP on features
+        # that fit the source classes only (3D glyphs held-out k-NN 0.61 without, 0.83 with, README).
         return min(1.0, (s + 1) / warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))
 
     augment = Augmenter(spec, config.augment, t_std)

@@ -267,6 +267,11 @@ def test_cli_train_adapt_generate_2d(tiny2d, tmp_path, capsys):
     assert main(["train", "--data", str(tiny2d["corpus"]), "--encoder", str(tiny2d["encoder"]),
                  "--out", str(model), "--steps", "4", "--width", "32", "--depth", "1", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["steps"] == 4
+    # 2D models default to the design measured to work on glyphs: whole-tensor tokens, plain x0
+    trained = load_model(model)
+    assert not trained.denoiser.config.skip and not trained.denoiser.has_prior
+    assert trained.layout.num_tokens == 2 * trained.spec.num_layers
+    assert trained.meta["train"]["recipe"]["denoiser"]["max_token"] == 1024
     adapted = tmp_path / "a.safetensors"
     assert main(["adapt", "--model", str(model), *map(str, tiny2d["shots"]), "--out", str(adapted),
                  "--steps", "3", "--json"]) == 0
@@ -301,6 +306,7 @@ def test_tiny_3d_train_adapt_generate_gives_watertight_meshes(tmp_path):
     drive(train(corpus, model_path, enc, dataclasses.replace(TINY_TRAIN, steps=10, batch_size=2, reg_items=1)))
     model = load_model(model_path)
     assert model.spec == HD_OCCUPANCY and model.meta["normalisation"] == "tensor"
+    assert model.denoiser.config.skip and model.denoiser.has_prior  # the 3D design
     shot = tmp_path / "cup.obj"
     trimesh.creation.cylinder(0.3, 0.6).export(shot)
     adapted = drive(adapt(model, drive(load_shots(model, [shot])), AdaptConfig(steps=3, batch_size=2)))
