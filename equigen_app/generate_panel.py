@@ -47,7 +47,7 @@ class GeneratePanel(QWidget):
         self.diversity_label = QLabel("0.50")
         self.diversity.valueChanged.connect(lambda v: self.diversity_label.setText(f"{v / 100:.2f}"))
         self.diversity.setToolTip("0: stay close to the shots · 1: most varied (moves along the shots' "
-                                  "own variation, in the encoder's features and in weight space)")
+                                  "own variation in the encoder's features, and for 3D models in weight space too)")
         self.count = QSpinBox()
         self.count.setRange(1, 64)
         self.count.setValue(16)
