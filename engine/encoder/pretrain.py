@@ -181,9 +181,9 @@ def pretrain(
     if config.positives not in ("class", "instance"):
         raise InputError(f"positives must be 'class' or 'instance', not {config.positives!r}")
     if not 0 <= config.warmup <= 1:
-        raise InputError(f"warmup is a share of the steps, between 0 and 1, not {config.warmup}")
+        raise InputError(f"--warmup is a share of the steps, between 0 and 1, not {config.warmup}")
     if config.class_group < 1:
-        raise InputError(f"class_group must be at least 1, not {config.class_group}")
+        raise InputError(f"--class-group must be at least 1 (1: plain shuffle), not {config.class_group}")
     item_class = torch.tensor([ds.class_index(ds.rows[fits[0]]["class"]) for fits in items])
     mean, std = read_stats(data)
     t_mean, t_std = tensor_stats(mean, std, spec)
