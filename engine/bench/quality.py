@@ -3,8 +3,8 @@
 Protocol, per held-out target class of the corpus and per repeat r = 0..R-1: draw K shots from the
 class' first-fit INRs (they are in the model's basin already), keep the other items unseen, adapt
 each model once to the shots, and generate ``samples`` INRs with every method (``equigen`` and
-``shots-noise`` at every diversity value; ``equigen-no-perturb`` and ``hyperdiffusion`` once), all
-with the same seed. The unseen items are split: ``samples`` of them form a "real" row (what held-out
+``shots-noise`` at every diversity value, ``hyperdiffusion`` too when its denoiser has a prior for D
+to widen; ``equigen-no-perturb`` once), all with the same seed. The unseen items are split: ``samples`` of them form a "real" row (what held-out
 data itself scores, e.g. FID's floor at that sample count) and the rest are the reference every
 row is measured against. Shots are never part of the reference.
 
@@ -173,7 +173,8 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
         class_data.append(cd)
 
     runs, grids = [], {}
-    plan = [(m, d) for m in methods for d in (config.diversities if m in DIVERSE_METHODS else (None,))]
+    diverse = DIVERSE_METHODS + (("hyperdiffusion",) if hd is not None and hd.denoiser.has_prior else ())
+    plan = [(m, d) for m in methods for d in (config.diversities if m in diverse else (None,))]
     total = len(class_data) * config.repeats * (len(plan) + 1)
     done = 0
     for cd in class_data:

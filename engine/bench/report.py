@@ -116,7 +116,7 @@ def write_plot(result: dict, path: Path) -> None:
         [("mmd", "MMD-CD ↓"), ("1nna", "1-NNA (50% best)"), ("near_copy", "near-copy rate ↓")]
     fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4))
     for ax, (key, title) in zip(axes, panels):
-        for method, style in (("equigen", "o-"), ("shots-noise", "s--")):
+        for method, style in (("equigen", "o-"), ("hyperdiffusion", "^-."), ("shots-noise", "s--")):
             pts = sorted((e["diversity"], e[key]) for e in result["summary"]
                          if e["method"] == method and key in e and e["diversity"] is not None)
             if pts:
@@ -181,7 +181,7 @@ def write_report(result: dict, out_dir: str | os.PathLike, command: str = "") ->
     lines += ["", "## Results", "", summary_table(result), "",
               "![quality against diversity](quality_vs_diversity.png)", "", "## Shots and samples", "",
               "First repeat of each class: the shots, then each method's first samples "
-              f"(equigen and shots-noise at D = {info['grid_diversity']:g}).", ""]
+              f"(those with a diversity value at D = {info['grid_diversity']:g}).", ""]
     lines += [f"### {name}\n\n![{name}]({rel})\n" for name, rel in grids.items()]
     path = out_dir / "report.md"
     atomic_write_bytes(path, "\n".join(lines).encode())

@@ -98,7 +98,8 @@ class Denoiser(nn.Module):
     """x0-prediction network: ``(tokens (B, T, E), t (B,), cond (B, C) or None) → (B, T, E)``.
 
     cond_dim = 0 makes it unconditional. ``drop`` (B,) bool replaces the condition of those
-    items by the learned null condition (classifier-free guidance).
+    items by the learned null condition (classifier-free guidance). ``prior_widen`` scales the
+    prior's spread beyond its floor for this call only (the diversity control; ``generate.py``).
     """
 
     def __init__(self, layout: TokenLayout, cond_dim: int, config: DenoiserConfig = DenoiserConfig(),
@@ -151,8 +152,15 @@ class Denoiser(nn.Module):
         self.prior_variance.copy_(prior.variance)
         self.prior_floor.fill_(prior.floor)
 
+    def widened_variance(self, factor: float) -> torch.Tensor:
+        """The prior's variances ``(k,)`` with their spread beyond the floor ``factor`` times wider."""
+        if factor == 1:
+            return self.prior_variance
+        floor = self.prior_floor
+        return floor + (self.prior_variance - floor).clamp_min(0) * factor**2
+
     def forward(self, tokens: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
-                drop: torch.Tensor | None = None) -> torch.Tensor:
+                drop: torch.Tensor | None = None, prior_widen: float = 1.0) -> torch.Tensor:
         x = torch.cat([tokens[:, idx] @ self.w_in[g] + self.b_in[g] for g, idx in enumerate(self.groups)], 1)
         x = x + self.pos
         c = self.time(timestep_embedding(t, self.config.width))
@@ -174,7 +182,7 @@ class Denoiser(nn.Module):
             if self.has_prior:
                 with torch.autocast(tokens.device.type, enabled=False):  # bf16 would blur the prior
                     skip = wiener(tokens.float(), a, self.prior_mean, self.prior_basis,
-                                  self.prior_variance, self.prior_floor)
+                                  self.widened_variance(prior_widen), self.prior_floor)
             else:
                 skip = a[:, None, None] * tokens.float()
             out = skip + (1 - a * a).clamp_min(0).sqrt()[:, None, None] * out.float()

@@ -12,8 +12,9 @@ D ∈ [0, 1] is the diversity control. D = 0 conditions on the shots themselves.
 on ``(1 − α) ψ_a + α ψ_b`` for α evenly spaced in [0, 1].
 
 In a denoiser with a Gaussian prior (``prior.py``), D also widens the shots' Gaussian that
-adaptation gave it: its spread beyond the floor grows by 1 + D (``widened_prior``), so with the
-default adaptation spread of 0.5, D = 1 samples with the shots' whole covariance (wider still
+adaptation gave it, for ``equigen`` and for ``hyperdiffusion`` alike (so the two differ only by the
+conditioning): its spread beyond the floor grows by 1 + D (``Denoiser.widened_variance``), so with
+the default adaptation spread of 0.5, D = 1 samples with the shots' whole covariance (wider still
 broke thin 3D parts apart). Measured by ``equigen bench quality`` on 3D held-out mugs and lamps:
 from D = 0 to 1, MMD 15.4 → 12.1 and COV 10% → 14%; without it D moved 3D samples by nothing
 measurable (MMD 15.4, 14.9, 14.8; COV 10% throughout).
@@ -27,12 +28,10 @@ deviations of noise per weight).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 
 import torch
 
-from engine.diffusion.denoiser import Denoiser
 from engine.diffusion.model_file import Shots, WeightDiffusion
 from engine.diffusion.schedule import Schedule
 from engine.diffusion.tokens import from_tokens, to_tokens
@@ -87,19 +86,6 @@ def blended_conditions(features: torch.Tensor, pair: tuple[int, int], n: int) ->
     return (1 - alpha) * features[a] + alpha * features[b]
 
 
-def widened_prior(denoiser: Denoiser, factor: float) -> Denoiser:
-    """``denoiser``, or a copy whose prior spread beyond the floor is ``factor`` times wider.
-
-    The model's own denoiser is never changed: a studio session samples from it again.
-    """
-    if not denoiser.has_prior or factor == 1:
-        return denoiser
-    wide = copy.deepcopy(denoiser)
-    floor = wide.prior_floor
-    wide.prior_variance.copy_(floor + (wide.prior_variance - floor).clamp_min(0) * factor**2)
-    return wide
-
-
 def _check(model: WeightDiffusion, shots: Shots | None, config: GenerateConfig) -> None:
     if config.method not in GENERATION_METHODS:
         raise InputError(f"unknown method {config.method!r}; choose one of {', '.join(GENERATION_METHODS)}")
@@ -151,8 +137,8 @@ def sample(model: WeightDiffusion, shots: Shots | None = None,
         noise = noise[:1].expand(config.n, -1).clone()  # one noise: the blend alone varies
     layout = model.layout
     den = model.denoiser
-    if config.method == "equigen" and config.blend is None and model.shots is not None:
-        den = widened_prior(den, 1 + config.diversity)
+    widens = config.method in ("equigen", "hyperdiffusion") and config.blend is None and model.shots is not None
+    widen = 1 + config.diversity if widens else 1.0
     guided = cond is not None and config.guidance != 1.0
 
     @torch.inference_mode()
@@ -161,11 +147,12 @@ def sample(model: WeightDiffusion, shots: Shots | None = None,
         with mixed_precision(config.precision):
             if guided:
                 drop = torch.cat([torch.zeros(len(t), dtype=torch.bool), torch.ones(len(t), dtype=torch.bool)])
-                out = den(torch.cat([tokens, tokens]), torch.cat([t, t]), torch.cat([cond, cond]), drop).float()
+                out = den(torch.cat([tokens, tokens]), torch.cat([t, t]), torch.cat([cond, cond]), drop,
+                          prior_widen=widen).float()
                 c, u = out.chunk(2)
                 out = u + config.guidance * (c - u)
             else:
-                out = den(tokens, t, cond).float()
+                out = den(tokens, t, cond, prior_widen=widen).float()
         return from_tokens(layout, out)
 
     gen = Schedule().ddim(predict_x0, noise, config.steps)

@@ -84,8 +84,9 @@ def test_bench_quality_runs_end_to_end_and_copies_are_not_novel(tiny2d, tmp_path
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = {(e["method"], e["diversity"]): e for e in result["summary"]}
+    # both models have a prior, so D widens HyperDiffusion's as well as EquiGen's
     assert set(rows) == {("real (held-out)", None), ("equigen", 0.0), ("equigen", 1.0), ("equigen-no-perturb", None),
-                         ("hyperdiffusion", None), ("shots-noise", 0.0), ("shots-noise", 1.0)}
+                         ("hyperdiffusion", 0.0), ("hyperdiffusion", 1.0), ("shots-noise", 0.0), ("shots-noise", 1.0)}
     assert rows[("shots-noise", 0.0)]["near_copy"]["mean"] == 1.0  # the shots themselves: all copies
     for e in result["summary"]:
         assert e["repeats"] == 2 and {"fid", "precision", "recall", "class_consistency", "near_copy"} <= set(e)
@@ -148,10 +149,10 @@ def test_bench_quality_3d_reports_chamfer_metrics_and_watertightness(tmp_path, c
                  "--adapt-steps", "1", "--resolution", "32", "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     rows = {(e["method"], e["diversity"]): e for e in result["summary"]}
-    assert set(rows) == {("real (held-out)", None), ("hyperdiffusion", None), ("shots-noise", 0.0)}
+    assert set(rows) == {("real (held-out)", None), ("hyperdiffusion", 0.0), ("shots-noise", 0.0)}
     assert rows[("shots-noise", 0.0)]["near_copy"]["mean"] == 1.0
     for key in ("mmd", "cov", "1nna", "watertight"):
-        assert key in rows[("hyperdiffusion", None)]
+        assert key in rows[("hyperdiffusion", 0.0)]
     assert "MMD-CD" in (out / "report.md").read_text()
     assert (out / "grids" / "mug.png").exists()
 

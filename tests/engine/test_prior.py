@@ -8,7 +8,7 @@ import torch
 
 from engine.diffusion.adapt import AdaptConfig, adapt
 from engine.diffusion.denoiser import Denoiser, DenoiserConfig
-from engine.diffusion.generate import GenerateConfig, sample, widened_prior
+from engine.diffusion.generate import GenerateConfig, sample
 from engine.diffusion.model_file import load_model, save_model
 from engine.diffusion.prior import fit_prior, shots_prior, wiener
 from engine.diffusion.shots import load_shots
@@ -102,16 +102,26 @@ def test_prior_survives_a_half_precision_file_and_adaptation_takes_the_shots(tin
     assert not torch.equal(model.denoiser.prior_mean, adapted.denoiser.prior_mean)  # the base is untouched
 
 
-def test_diversity_widens_a_copy_of_the_shots_prior(tiny2d):
+def test_diversity_widens_the_shots_prior_without_changing_the_model(tiny2d):
     model = load_model(tiny2d["model"])
     adapted = drive(adapt(model, drive(load_shots(model, tiny2d["shots"])), AdaptConfig(steps=2)))
     den = adapted.denoiser
     before = den.prior_variance.clone()
     floor = den.prior_floor
-    assert torch.allclose(widened_prior(den, 2.0).prior_variance - floor, 4 * (before - floor))
-    assert widened_prior(den, 1.0) is den
+    assert torch.allclose(den.widened_variance(2.0) - floor, 4 * (before - floor))
+    assert den.widened_variance(1.0) is den.prior_variance
     cfg = GenerateConfig(n=8, steps=6, seed=3)
     narrow = model.normalise(drive(sample(adapted, config=dataclasses.replace(cfg, diversity=0.0))))
     broad = model.normalise(drive(sample(adapted, config=dataclasses.replace(cfg, diversity=1.0))))
     assert torch.equal(den.prior_variance, before)  # the model itself is never changed
+    assert float(broad.std(0).mean()) > 1.2 * float(narrow.std(0).mean())
+
+
+def test_diversity_widens_hyperdiffusion_the_same_way(tiny2d):
+    # the baseline gets the same widening, so the two methods differ only by the conditioning
+    hd = load_model(tiny2d["hd"])
+    adapted = drive(adapt(hd, drive(load_shots(hd, tiny2d["shots"])), AdaptConfig(steps=2)))
+    cfg = GenerateConfig(n=8, steps=6, seed=3, method="hyperdiffusion")
+    narrow = hd.normalise(drive(sample(adapted, config=dataclasses.replace(cfg, diversity=0.0))))
+    broad = hd.normalise(drive(sample(adapted, config=dataclasses.replace(cfg, diversity=1.0))))
     assert float(broad.std(0).mean()) > 1.2 * float(narrow.std(0).mean())
