@@ -309,7 +309,7 @@ def cmd_train(args) -> None:
                          lr=args.lr, seed=args.seed, max_minutes=args.minutes, width=args.width,
                          depth=args.depth, reg_weight=args.reg_weight, reg_items=args.reg_items,
                          precision=args.precision, normalisation=args.normalisation,
-                         prior_rank=args.prior_rank)
+                         prior_rank=args.prior_rank, weighting=args.weighting)
     rank, world, _, _ = _distributed()
     bar = _ProgressLine(not args.json and rank == 0)
     summary = drive(train(args.data, args.out, args.encoder, cfg, rank, world), on_progress=bar)
@@ -513,6 +513,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
     sp.add_argument("--normalisation", choices=["auto", "element", "tensor"], default=None,
                     help="weight scale per element (official; auto for 2D) or per tensor (auto for 3D)")
+    sp.add_argument("--weighting", choices=["edm", "x0"], default=None,
+                    help="loss weight over noise levels: edm (default) fits the network's own part equally "
+                         "at every level; x0 is the plain x0 error (the recipe before session 8)")
     common(sp)
     sp.set_defaults(func=cmd_train)
 

@@ -11,6 +11,7 @@ later without the original files.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from dataclasses import asdict, dataclass
 
@@ -20,7 +21,7 @@ from engine.diffusion.model_file import Shots, WeightDiffusion
 from engine.diffusion.prior import shots_prior
 from engine.diffusion.schedule import Schedule
 from engine.diffusion.shots import with_features
-from engine.diffusion.train import diffusion_loss
+from engine.diffusion.train import check_weighting, diffusion_loss
 from engine.errors import InputError
 from engine.progress import Progress, ProgressGen
 from engine.spec import INRSpec
@@ -42,6 +43,8 @@ class AdaptConfig:
     # decoded 3D shapes tolerate at IoU 0.96).
     prior_spread: float = 0.5
     prior_floor: float = 0.01
+    # the loss' weighting over noise levels (``diffusion_loss``); None: the one the model was trained with
+    weighting: str | None = None
 
 
 # A 3D item costs far more than a 2D one (280 weight tokens against 11 at the default width) and
@@ -56,6 +59,11 @@ def adapt_recipe(spec: INRSpec) -> AdaptConfig:
     return ADAPT_3D if spec.in_dim == 3 else AdaptConfig()
 
 
+def trained_weighting(model: WeightDiffusion) -> str:
+    """The loss weighting ``model`` was trained with; files from before it was recorded used x0."""
+    return model.meta.get("train", {}).get("recipe", {}).get("weighting", "x0")
+
+
 def adapt(model: WeightDiffusion, shots: Shots, config: AdaptConfig = AdaptConfig()) -> ProgressGen[WeightDiffusion]:
     """Fine-tune ``model`` on ``shots`` (already in its basin); returns the adapted model.
 
@@ -65,6 +73,8 @@ def adapt(model: WeightDiffusion, shots: Shots, config: AdaptConfig = AdaptConfi
     k = next(iter(shots.params.values())).shape[0]
     if k == 0:
         raise InputError("no shots to adapt to; give 1 to 20 examples of the new class")
+    config = dataclasses.replace(config, weighting=config.weighting or trained_weighting(model))
+    check_weighting(config.weighting)
     t0 = time.perf_counter()
     shots = with_features(model, shots)
     x_shots = model.normalise(shots.params)
@@ -83,7 +93,8 @@ def adapt(model: WeightDiffusion, shots: Shots, config: AdaptConfig = AdaptConfi
         g = torch.Generator().manual_seed(config.seed * 7919 + step)
         loss, parts = diffusion_loss(model, denoiser, schedule, x_shots[idx],
                                      None if cond_shots is None else cond_shots[idx], g,
-                                     config.cond_dropout, config.reg_weight, config.reg_items, config.precision)
+                                     config.cond_dropout, config.reg_weight, config.reg_items, config.precision,
+                                     config.weighting)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)

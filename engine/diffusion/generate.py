@@ -16,8 +16,8 @@ adaptation gave it, for ``equigen`` and for ``hyperdiffusion`` alike (so the two
 conditioning): its spread beyond the floor grows by 1 + D (``Denoiser.widened_variance``), so with
 the default adaptation spread of 0.5, D = 1 samples with the shots' whole covariance (wider still
 broke thin 3D parts apart). Measured by ``equigen bench quality`` on 3D held-out mugs and lamps:
-from D = 0 to 1, MMD 15.4 → 12.1 and COV 10% → 14%; without it D moved 3D samples by nothing
-measurable (MMD 15.4, 14.9, 14.8; COV 10% throughout).
+from D = 0 to 1, MMD 15.1 → 12.1 and COV 10% → 15% (HyperDiffusion, widened alike: 15.2 → 13.8);
+without the widening D moved 3D samples by nothing measurable (MMD 15.4, 14.9, 14.8; COV 10%).
 
 Sampling is DDIM (η = 0, ``steps`` steps) with classifier-free guidance; every step is yielded,
 and the same seed gives the same output. Baselines: ``equigen-no-perturb`` (D forced to 0),

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from engine.data.build import BuildConfig, build_corpus
-from engine.diffusion.adapt import AdaptConfig, adapt
+from engine.diffusion.adapt import AdaptConfig, adapt, trained_weighting
 from engine.diffusion.denoiser import Denoiser, DenoiserConfig
 from engine.diffusion.generate import GenerateConfig, blended_conditions, perturbed_conditions, sample
 from engine.diffusion.model_file import load_model, save_model
@@ -151,6 +151,29 @@ def test_regulariser_gradient_reaches_the_denoiser_not_the_frozen_encoder(tiny2d
     assert not torch.allclose(grads[0.0], grads[0.1])
 
 
+def test_edm_weighting_fits_the_networks_own_part_equally_at_every_noise_level(tiny2d):
+    model = load_model(tiny2d["model"])
+    x0 = torch.randn(2000, model.mean.numel(), generator=torch.Generator().manual_seed(0))  # unit variance
+
+    def losses(config: DenoiserConfig) -> dict[str, float]:
+        den = Denoiser(token_layout(model.spec, config.token_numbers), 0, config)  # its head starts at zero: x̂0 is the skip alone
+        m = dataclasses.replace(model, denoiser=den, encoder=None)
+        return {w: diffusion_loss(m, den, Schedule(), x0, None, torch.Generator().manual_seed(3), 0.0, 0.0, 0,
+                                  "fp32", weighting=w)[0].item() for w in ("edm", "x0")}
+
+    # with the plain skip √ᾱ·x_t the network's target (x0 − √ᾱ·x_t)/√(1−ᾱ) has unit variance at
+    # every t, so its loss is 1; the x0 error of the same prediction, 1 − ᾱ on average, is about half
+    skip = losses(DenoiserConfig(width=32, depth=1, heads=2, prior_rank=0))
+    assert skip["edm"] == pytest.approx(1.0, abs=0.03)
+    assert skip["x0"] == pytest.approx(float((1 - Schedule().abar).mean()), abs=0.03)
+    # without the skip the network is all of x̂0, and the two weightings agree
+    plain = losses(DenoiserConfig(width=32, depth=1, heads=2, skip=False, prior_rank=0))
+    assert plain["edm"] == plain["x0"]
+    with pytest.raises(InputError, match="weighting"):
+        drive(train(tiny2d["corpus"], tiny2d["root"] / "never.safetensors", tiny2d["encoder"],
+                    dataclasses.replace(TINY_TRAIN, weighting="snr")))
+
+
 def test_model_file_is_self_contained(tiny2d):
     model = load_model(tiny2d["model"])
     assert model.method == "equigen" and model.encoder is not None and model.spec == MNIST_SIREN
@@ -190,6 +213,9 @@ def test_adapt_and_sample_are_deterministic_and_cancellable(tiny2d):
         drive(adapt(model, shots, AdaptConfig(steps=50)), should_stop=lambda: True)
     adapted = drive(adapt(model, shots, AdaptConfig(steps=5)))
     assert adapted.shots.features.shape == (5, 32)
+    assert adapted.meta["adapt"]["recipe"]["weighting"] == "edm"  # as the model was trained
+    del model.meta["train"]["recipe"]["weighting"]  # a file from before the weighting was recorded
+    assert trained_weighting(model) == "x0"
     assert not torch.equal(next(iter(adapted.denoiser.parameters())), next(iter(model.denoiser.parameters())))
     cfg = GenerateConfig(n=6, steps=8, seed=4)
     a = drive(sample(adapted, config=cfg))
