@@ -3,10 +3,11 @@
 Protocol, per held-out target class of the corpus and per repeat r = 0..R-1: draw K shots from the
 class' first-fit INRs (they are in the model's basin already), keep the other items unseen, adapt
 each model once to the shots, and generate ``samples`` INRs with every method (``equigen`` and
-``shots-noise`` at every diversity value, ``hyperdiffusion`` too when its denoiser has a prior for D
-to widen; ``equigen-no-perturb`` once), all with the same seed. The unseen items are split: ``samples`` of them form a "real" row (what held-out
-data itself scores, e.g. FID's floor at that sample count) and the rest are the reference every
-row is measured against. Shots are never part of the reference.
+``shots-noise`` at every diversity value, ``hyperdiffusion`` too when its denoiser has a prior for
+D to widen; ``equigen-no-perturb`` once), all with the same seed. The unseen items are split:
+``samples`` of them form a "real" row (what held-out data itself scores, e.g. FID's floor at that
+sample count) and the rest are the reference every row is measured against. Shots are never part
+of the reference.
 
 2D metrics on the harness' feature network (``metrics.feature_net``): FID, k-NN precision and
 recall, class consistency, relative diversity and the near-copy rate (``metrics.novelty``).

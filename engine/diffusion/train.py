@@ -95,10 +95,10 @@ def diffusion_loss(model: WeightDiffusion, denoiser, schedule: Schedule, x0: tor
     ``weighting`` "x0" is the plain x0 error. "edm" divides each item's error by c_out², the
     square of the network's share of x̂0 (``Denoiser``: √(1−ᾱ_t) with the skip, 1 without), so
     the network's own output is fitted equally at every noise level (Karras et al. 2022). With
-    the skip and plain x0 error, the network's part at t ≤ 100 weighs ≤ 2.5% and it learned to
-    remove nothing there: x̂0 kept all of x_t's noise (x0 error = √(1−ᾱ_t) on source items), which
-    SIREN images cannot tolerate. Returns the loss and its parts as floats (``mse`` is the x0
-    error whatever the weighting). The regulariser's gradient reaches x̂0 only.
+    the skip and plain x0 error, the network's part at t ≤ 100 weighs ≤ 2.5% and 3D denoisers
+    learned to remove almost none of x_t's noise there; with "edm" they remove some (README,
+    *Denoiser*). Returns the loss and its parts as floats (``mse`` is the x0 error whatever the
+    weighting). The regulariser's gradient reaches x̂0 only.
     """
     layout = model.layout
     b = x0.shape[0]
