@@ -38,18 +38,22 @@ def chamfer_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Chamfer distances ``(N, M)`` between point clouds ``a (N, P, 3)`` and ``b (M, P, 3)``.
 
     Nearest neighbours come from one k-d tree per cloud (O(P log P) a pair, ~20x faster here than
-    dense P × P distances for P = 2048).
+    dense P × P distances for P = 2048). Passing the same array twice computes the symmetric
+    matrix's upper half only.
     """
+    same = b is a
     a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    b = a if same else np.asarray(b, dtype=np.float64)
     trees_a = [cKDTree(x) for x in a]
-    trees_b = [cKDTree(y) for y in b]
+    trees_b = trees_a if same else [cKDTree(y) for y in b]
     out = np.empty((len(a), len(b)))
     for i, x in enumerate(a):
-        for j, y in enumerate(b):
+        for j in range(i if same else 0, len(b)):
             d_xy, _ = trees_b[j].query(x)
-            d_yx, _ = trees_a[i].query(y)
+            d_yx, _ = trees_a[i].query(b[j])
             out[i, j] = np.mean(d_xy**2) + np.mean(d_yx**2)
+            if same:
+                out[j, i] = out[i, j]
     return out
 
 

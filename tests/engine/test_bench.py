@@ -164,3 +164,4 @@ def test_chamfer_matrix_equals_brute_force():
     brute = d.min(3).mean(2) + d.min(2).mean(2)
     assert np.allclose(chamfer_matrix(a, b), brute)
     assert np.allclose(np.diag(chamfer_matrix(a, a)), 0.0)
+    assert np.array_equal(chamfer_matrix(a, a), chamfer_matrix(a, a.copy()))  # the half-matrix shortcut
