@@ -42,8 +42,9 @@ from engine.metrics.novelty import near_copy_rate
 from engine.metrics.shapes import chamfer_matrix, mmd_cov_1nna, surface_points
 from engine.progress import Progress, ProgressGen, relay
 from engine.spec import INRSpec
-DIVERSE_METHODS = ("equigen", "shots-noise")  # always depend on D; hyperdiffusion does when it has a prior
-DIVERSE_METHODS = ("equigen", "shots-noise")  # the methods whose output depends on the diversity D
+
+# always depend on the diversity D; hyperdiffusion does too when its denoiser has a prior to widen
+DIVERSE_METHODS = ("equigen", "shots-noise")
 REAL = "real (held-out)"
 _ADAPTED_METHODS = {"equigen": ("equigen", "equigen-no-perturb"), "hyperdiffusion": ("hyperdiffusion",)}
 
