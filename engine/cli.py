@@ -195,6 +195,17 @@ def cmd_data_build(args) -> None:
         cfg = dataclasses.replace(
             cfg, image_fit=dataclasses.replace(cfg.image_fit, max_steps=args.max_steps),
             mesh_fit=dataclasses.replace(cfg.mesh_fit, max_steps=args.max_steps))
+    if cfg.init_mode == "structured":
+        from engine.weightspace.corpus import StructuredRecipe, build_structured_corpus
+
+        recipe = StructuredRecipe(workers=args.workers)
+        if args.base_steps:
+            recipe = dataclasses.replace(recipe, base=dataclasses.replace(recipe.base, steps=args.base_steps))
+        bar = _ProgressLine(not args.json)
+        summary = drive(build_structured_corpus(cfg, args.out, recipe), on_progress=bar)
+        bar.finish()
+        _emit(args, summary, _describe_corpus(summary))
+        return
     rank, world, barrier, share = _distributed()
     bar = _ProgressLine(not args.json and rank == 0)
     summary = drive(build_corpus(cfg, args.out, rank, world, barrier, share), on_progress=bar)
@@ -299,10 +310,50 @@ def cmd_eval_encoder(args) -> None:
     _emit(args, r, "\n".join(lines))
 
 
+def _train_structured(args) -> None:
+    from engine.data.store import read_manifest
+    from engine.diffusion.code_train import CodeTrainConfig, train_codes
+    from engine.encoder.model import load_encoder
+    from engine.weightspace.corpus import load_structured
+
+    base, codes, _ = load_structured(args.data)
+    cfg = CodeTrainConfig()
+    top = {"method": args.method, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+           "seed": args.seed, "max_minutes": args.minutes, "reg_weight": args.reg_weight, "reg_items": args.reg_items}
+    cfg = dataclasses.replace(cfg, **{k: v for k, v in top.items() if v is not None})
+    den = {k: v for k, v in {"width": args.width, "depth": args.depth}.items() if v is not None}
+    if den:
+        cfg = dataclasses.replace(cfg, denoiser=dataclasses.replace(cfg.denoiser, **den))
+    if args.prior_rank is not None:
+        if args.prior_rank < 0:
+            raise InputError(f"--prior-rank must be 0 (no prior) or more, got {args.prior_rank}")
+        cfg = dataclasses.replace(cfg, process=dataclasses.replace(cfg.process, prior_rank=args.prior_rank))
+    encoder = None
+    if cfg.method == "equigen":
+        if args.encoder is None:
+            raise InputError("equigen training needs --encoder (make one with 'equigen pretrain')")
+        encoder, _ = load_encoder(args.encoder)
+    bar = _ProgressLine(not args.json)
+    manifest = read_manifest(args.data)
+    meta = {"classes": {"source": manifest["source_classes"], "target": manifest["target_classes"]},
+            "corpus": str(args.data), "corpus_kind": manifest["kind"], "encoder_file": args.encoder}
+    t0 = time.perf_counter()
+    model = drive(train_codes(base, codes, args.out, encoder, cfg, meta, data_id=str(Path(args.data).resolve())),
+                  on_progress=bar)
+    bar.finish()
+    info = dict(model.meta["train"], output=args.out)
+    _emit(args, info, f"wrote {args.out}: {cfg.method} model over {base.code_dim}-number codes, "
+                      f"{info['steps']} steps in {time.perf_counter() - t0:.0f} s")
+
+
 def cmd_train(args) -> None:
     from engine.data.store import read_manifest
     from engine.diffusion.train import TrainConfig, denoiser_recipe, train
     from engine.overrides import with_overrides
+    from engine.weightspace.corpus import is_structured
+
+    if is_structured(args.data):
+        return _train_structured(args)
 
     recipe = denoiser_recipe(int(read_manifest(args.data)["spec"]["in_dim"]))
     cfg = with_overrides(TrainConfig(denoiser=recipe), "denoiser", method=args.method, steps=args.steps, batch_size=args.batch_size,
@@ -321,11 +372,40 @@ def cmd_train(args) -> None:
               f"{summary['seconds']:.0f} s ({final})")
 
 
+def _adapt_structured(args) -> None:
+    from engine.diffusion.code_model import load_code_model, save_code_model
+    from engine.diffusion.code_shots import load_code_shots
+    from engine.diffusion.code_train import CodeAdaptConfig, adapt_codes
+
+    model = load_code_model(args.model)
+    cfg = dataclasses.replace(CodeAdaptConfig(), **{k: v for k, v in {
+        "steps": args.steps, "lr": args.lr, "seed": args.seed, "max_seconds": args.seconds}.items() if v is not None})
+    bar = _ProgressLine(not args.json)
+    t0 = time.perf_counter()
+    names, codes, quality = drive(load_code_shots(model, args.shots), on_progress=bar)
+    t_fit = time.perf_counter() - t0
+    adapted = drive(adapt_codes(model, names, codes, cfg), on_progress=bar)
+    bar.finish()
+    save_code_model(args.out, adapted)
+    info = dict(adapted.meta["adapt"], output=args.out, total_seconds=round(time.perf_counter() - t0, 2),
+                fit_seconds=round(t_fit, 2), shot_iou=quality)
+    _emit(args, info, f"wrote {args.out}: adapted to {len(names)} shots in {info['total_seconds']:.1f} s "
+                      f"(fitting {t_fit:.1f} s, {info['steps']} steps)")
+
+
+def _is_code_model(path) -> bool:
+    from engine.diffusion.code_model import CODE_MODEL_FORMAT, model_format
+
+    return model_format(path) == CODE_MODEL_FORMAT
+
+
 def cmd_adapt(args) -> None:
     from engine.diffusion.adapt import adapt, adapt_recipe
     from engine.diffusion.model_file import load_model, save_model
     from engine.diffusion.shots import load_shots
 
+    if _is_code_model(args.model):
+        return _adapt_structured(args)
     model = load_model(args.model)
     cfg = dataclasses.replace(adapt_recipe(model.spec), **{k: v for k, v in {"steps": args.steps, "lr": args.lr, "seed": args.seed,
                                            "max_seconds": args.seconds}.items() if v is not None})
@@ -340,12 +420,48 @@ def cmd_adapt(args) -> None:
                       f"{info['total_seconds']:.1f} s ({info['steps']} steps)")
 
 
+def _generate_structured(args) -> None:
+    from engine.diffusion.code_model import load_code_model
+    from engine.diffusion.code_sample import sample_codes
+    from engine.diffusion.code_shots import load_code_shots
+    from engine.diffusion.code_train import adapt_codes
+    from engine.diffusion.generate import GenerateConfig
+    from engine.diffusion.outputs import write_samples
+
+    model = load_code_model(args.model)
+    fmt = args.format or "obj"
+    bar = _ProgressLine(not args.json)
+    t0 = time.perf_counter()
+    if args.shots:
+        names, codes, _ = drive(load_code_shots(model, args.shots), on_progress=bar)
+        model = drive(adapt_codes(model, names, codes), on_progress=bar)
+    method = args.method or model.method
+    cfg = GenerateConfig(n=args.n, diversity=args.diversity, seed=args.seed, method=method,
+                         steps=args.steps, guidance=args.guidance, blend=tuple(args.blend) if args.blend else None)
+    codes = drive(sample_codes(model, cfg), on_progress=bar)
+    params = model.base.full_params(codes)
+    t_sample = time.perf_counter() - t0
+    metas = [{"generated_by": cfg.method, "model": Path(args.model).name, "seed": cfg.seed, "index": i,
+              "diversity": cfg.diversity, "base_sha": model.base_sha} for i in range(cfg.n)]
+    records = drive(write_samples(model.spec, params, args.out, fmt, metas, args.resolution), on_progress=bar)
+    bar.finish()
+    seconds = time.perf_counter() - t0
+    result = {"output": args.out, "format": fmt, "method": cfg.method, "n": cfg.n,
+              "sample_seconds": round(t_sample, 3), "total_seconds": round(seconds, 3), "samples": records}
+    if fmt != "safetensors":
+        result["watertight"] = sum(1 for r in records if r.get("watertight") and r.get("pieces") == 1)
+    extra = f", {result['watertight']} watertight single meshes" if "watertight" in result else ""
+    _emit(args, result, f"wrote {cfg.n} {fmt} files to {args.out} in {seconds:.1f} s{extra}")
+
+
 def cmd_generate(args) -> None:
     from engine.diffusion.generate import GenerateConfig, sample
     from engine.diffusion.model_file import load_model
     from engine.diffusion.outputs import write_samples
     from engine.diffusion.shots import load_shots, with_features
 
+    if _is_code_model(args.model):
+        return _generate_structured(args)
     model = load_model(args.model)
     fmt = args.format or ("png" if model.spec.in_dim == 2 else "obj")
     bar = _ProgressLine(not args.json)
@@ -353,7 +469,7 @@ def cmd_generate(args) -> None:
     shots = None
     if args.shots:
         shots = with_features(model, drive(load_shots(model, args.shots), on_progress=bar))
-    cfg = GenerateConfig(n=args.n, diversity=args.diversity, seed=args.seed, method=args.method,
+    cfg = GenerateConfig(n=args.n, diversity=args.diversity, seed=args.seed, method=args.method or model.method,
                          steps=args.steps, guidance=args.guidance,
                          blend=tuple(args.blend) if args.blend else None)
     params = drive(sample(model, shots, cfg), on_progress=bar)
@@ -539,8 +655,9 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", required=True, help="output folder")
     sp.add_argument("--format", default=None, help="png obj ply stl glb safetensors (default png/obj)")
     sp.add_argument("--resolution", type=int, default=128, help="3D: marching-cubes resolution")
-    sp.add_argument("--method", default="equigen",
-                    choices=["equigen", "equigen-no-perturb", "hyperdiffusion", "shots-noise"])
+    sp.add_argument("--method", default=None,
+                    choices=["equigen", "equigen-no-perturb", "hyperdiffusion", "shots-noise"],
+                    help="default: the method the model was trained with")
     sp.add_argument("--steps", type=int, default=50, help="DDIM steps")
     sp.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale")
     sp.add_argument("--blend", type=int, nargs=2, default=None, metavar=("A", "B"),
@@ -592,8 +709,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="fits per held-out (target) item, if not --inits: e.g. 2 gives the second fits "
                          "that eval-encoder's retrieval needs without refitting the source split")
     sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--init-mode", choices=["shared", "independent"], default="shared",
-                    help="first fit of every item from one shared init (default) or its own")
+    sp.add_argument("--init-mode", choices=["shared", "independent", "structured"], default="shared",
+                    help="first fit of every item from one shared init (default) or its own; "
+                         "structured (3D): every item a code in a shared network learned over the corpus")
+    sp.add_argument("--base-steps", type=int, default=None,
+                    help="structured: training steps of the shared network (default from the recipe)")
+    sp.add_argument("--workers", type=int, default=1, help="structured: processes that sample meshes")
     sp.add_argument("--source-classes", type=_csv, default=None, metavar="A,B,...")
     sp.add_argument("--target-classes", type=_csv, default=None, metavar="A,B,...")
     sp.add_argument("--root", default=None, help="input folder (images, meshes, inrs; fashion-mnist idx)")

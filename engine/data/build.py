@@ -37,6 +37,10 @@ from engine.spec import HD_OCCUPANCY, MNIST_SIREN, INRSpec
 log = logging.getLogger(__name__)
 
 KINDS = ("glyphs", "fashion-mnist", "images", "meshes", "inrs", "shapes3d", "glyphs3d")
+# "shared": every item fitted from one initial weight set; "independent": each from its own;
+# "structured" (3D): every item a code in a shared network learned over the corpus
+# (engine/weightspace/corpus.py)
+INIT_MODES = ("shared", "independent", "structured")
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,8 @@ class BuildConfig:
     def __post_init__(self):
         if self.kind not in KINDS:
             raise InputError(f"unknown corpus kind {self.kind!r}; choose from {', '.join(KINDS)}")
-        if self.init_mode not in ("shared", "independent"):
-            raise InputError("--init-mode must be 'shared' or 'independent'")
+        if self.init_mode not in INIT_MODES:
+            raise InputError(f"--init-mode must be one of {', '.join(INIT_MODES)}")
         if self.inits < 1:
             raise InputError("--inits must be at least 1")
         if self.target_inits is not None and self.target_inits < 1:

@@ -295,15 +295,145 @@ def sofa(rng: np.random.Generator) -> Manifold:
     return union(parts).mirror((0, 1, 0))  # back towards -y: the iso view shows the front
 
 
+def stool(rng: np.random.Generator) -> Manifold:
+    h = rng.uniform(0.45, 0.75)
+    t = rng.uniform(0.03, 0.06)
+    n_legs = int(rng.choice([3, 4, 4]))
+    leg = rng.uniform(0.018, 0.03)
+    splay = rng.uniform(0.0, 0.08)
+    round_seat = rng.random() < 0.6
+    r = rng.uniform(0.16, 0.26)
+    parts = [cylinder(r, t, (0, 0, h - t)) if round_seat else box((2 * r, 2 * r, t), (0, 0, h - t / 2))]
+    top_r = r * 0.72
+    feet = []
+    for k in range(n_legs):
+        a = 2 * np.pi * (k + 0.5) / n_legs
+        top = np.array([top_r * np.cos(a), top_r * np.sin(a), h - t])
+        foot = np.array([(top_r + splay) * np.cos(a), (top_r + splay) * np.sin(a), 0.0])
+        parts.append(hull([Manifold.sphere(leg, 12).translate(tuple(top)),
+                           Manifold.sphere(leg, 12).translate(tuple(foot))]))
+        feet.append((top, foot))
+    if rng.random() < 0.5:  # a footrest ring of rungs between the legs
+        zr = h * rng.uniform(0.25, 0.4)
+        s = zr / (h - t)
+        pts = [foot + (top - foot) * s for top, foot in feet]
+        for k in range(n_legs):
+            parts.append(hull([Manifold.sphere(leg * 0.7, 10).translate(tuple(pts[k])),
+                               Manifold.sphere(leg * 0.7, 10).translate(tuple(pts[(k + 1) % n_legs]))]))
+    return union(parts)
+
+
+def goblet(rng: np.random.Generator) -> Manifold:
+    foot_r = rng.uniform(0.1, 0.18)
+    stem_h = rng.uniform(0.15, 0.4)
+    stem_r = rng.uniform(0.012, 0.025)
+    bowl_h = rng.uniform(0.18, 0.35)
+    bowl_r = rng.uniform(0.1, 0.2)
+    rim_r = bowl_r * rng.uniform(0.7, 1.15)
+    z0 = 0.015 + stem_h
+    profile = smooth_profile(rng, [z0, z0 + bowl_h * 0.45, z0 + bowl_h], [stem_r * 1.5, bowl_r, rim_r], 32)
+    outer = revolve(profile)
+    wall = 0.018
+    inner_profile = smooth_profile(rng, [z0 + wall * 2, z0 + bowl_h * 0.45, z0 + bowl_h + 0.01],
+                                   [0.01, bowl_r - wall, rim_r - wall], 32)
+    bowl = outer - revolve(inner_profile)
+    foot = cylinder(foot_r, 0.015, (0, 0, 0), radius_top=foot_r * 0.8)
+    stem = cylinder(stem_r, stem_h + 0.01, (0, 0, 0.01))
+    parts = [bowl, foot, stem]
+    if rng.random() < 0.4:  # a knop on the stem
+        parts.append(Manifold.sphere(stem_r * 2.0, 16).translate((0, 0, 0.015 + stem_h * rng.uniform(0.3, 0.7))))
+    return union(parts)
+
+
+def coatrack(rng: np.random.Generator) -> Manifold:
+    h = rng.uniform(1.1, 1.6)
+    pole_r = rng.uniform(0.022, 0.035)
+    parts = [cylinder(pole_r, h, (0, 0, 0))]
+    if rng.random() < 0.5:  # a round foot
+        parts.append(cylinder(rng.uniform(0.15, 0.25), 0.03, (0, 0, 0)))
+    else:  # three or four splayed feet
+        n = int(rng.choice([3, 4]))
+        reach = rng.uniform(0.18, 0.3)
+        for k in range(n):
+            a = 2 * np.pi * k / n
+            parts.append(hull([Manifold.sphere(pole_r * 1.1, 10).translate((0, 0, 0.15)),
+                               Manifold.sphere(pole_r * 0.9, 10).translate((reach * np.cos(a), reach * np.sin(a), 0.01))]))
+    n_hooks = int(rng.integers(3, 7))
+    hook_len = rng.uniform(0.1, 0.2)
+    tilt = rng.uniform(0.4, 1.0)
+    for k in range(n_hooks):
+        a = 2 * np.pi * k / n_hooks + rng.uniform(-0.1, 0.1)
+        z = h * rng.uniform(0.85, 0.95)
+        tip = (hook_len * np.cos(a), hook_len * np.sin(a), z + hook_len * tilt)
+        parts.append(hull([Manifold.sphere(pole_r * 0.7, 10).translate((0, 0, z)),
+                           Manifold.sphere(pole_r * 0.7, 10).translate(tip)]))
+    parts.append(Manifold.sphere(pole_r * 1.8, 16).translate((0, 0, h)))
+    return union(parts)
+
+
+def candelabra(rng: np.random.Generator) -> Manifold:
+    base_r = rng.uniform(0.1, 0.18)
+    h = rng.uniform(0.4, 0.8)
+    stem_r = rng.uniform(0.015, 0.03)
+    cup_r, cup_h = rng.uniform(0.035, 0.055), rng.uniform(0.04, 0.08)
+    parts = [cylinder(base_r, 0.04, (0, 0, 0), radius_top=base_r * 0.6), cylinder(stem_r, h, (0, 0, 0.03))]
+
+    def cup(x, y, z):
+        c = cylinder(cup_r, cup_h, (x, y, z), radius_top=cup_r * 1.15)
+        return c - cylinder(cup_r * 0.6, cup_h, (x, y, z + cup_h * 0.4))
+
+    parts.append(cup(0, 0, h))
+    n_arms = int(rng.choice([0, 2, 2, 4]))
+    reach = rng.uniform(0.15, 0.3)
+    za = h * rng.uniform(0.5, 0.75)
+    rise = rng.uniform(0.05, 0.2)
+    for k in range(n_arms):
+        a = 2 * np.pi * k / n_arms
+        tip = (reach * np.cos(a), reach * np.sin(a), za + rise)
+        parts.append(hull([Manifold.sphere(stem_r * 0.8, 10).translate((0, 0, za)),
+                           Manifold.sphere(stem_r * 0.8, 10).translate(tip)]))
+        parts.append(cup(tip[0], tip[1], tip[2] - 0.01))
+    return union(parts)
+
+
+def shelf(rng: np.random.Generator) -> Manifold:
+    w = rng.uniform(0.5, 1.0)
+    d = rng.uniform(0.2, 0.35)
+    h = rng.uniform(0.7, 1.4)
+    t = rng.uniform(0.02, 0.04)
+    n = int(rng.integers(3, 6))
+    parts = []
+    open_sides = rng.random() < 0.35  # four thin posts instead of two side boards
+    if open_sides:
+        post = rng.uniform(0.02, 0.035)
+        for sx in (-1, 1):
+            for sy in (-1, 1):
+                parts.append(box((post, post, h), (sx * (w / 2 - post / 2), sy * (d / 2 - post / 2), h / 2)))
+    else:
+        for sx in (-1, 1):
+            parts.append(box((t, d, h), (sx * (w / 2 - t / 2), 0, h / 2)))
+    lift = rng.uniform(0.0, 0.1)
+    for z in np.linspace(lift + t / 2, h - t / 2, n):
+        parts.append(box((w, d, t), (0, 0, z)))
+    if not open_sides and rng.random() < 0.5:
+        parts.append(box((w, t * 0.5, h - lift), (0, d / 2 - t * 0.25, lift + (h - lift) / 2)))
+    return union(parts)
+
+
 FAMILIES: dict[str, Callable[[np.random.Generator], Manifold]] = {
     "airplane": airplane, "bench": bench, "bottle": bottle, "chair": chair, "lamp": lamp,
     "mug": mug, "sofa": sofa, "table": table, "vase": vase,
+    "candelabra": candelabra, "coatrack": coatrack, "goblet": goblet, "shelf": shelf, "stool": stool,
 }
+# A family's number seeds its shapes; families are numbered in the order they were added (the
+# first nine alphabetically), so adding a family never changes the shapes of the others.
+FAMILY_IDS: tuple[str, ...] = ("airplane", "bench", "bottle", "chair", "lamp", "mug", "sofa", "table",
+                               "vase", "candelabra", "coatrack", "goblet", "shelf", "stool")
 
 
 def make_shape(family: str, index: int, seed: int = 0) -> trimesh.Trimesh:
     """Shape ``index`` of ``family`` (deterministic for a seed); watertight."""
-    fid = sorted(FAMILIES).index(family)
+    fid = FAMILY_IDS.index(family)
     rng = np.random.default_rng([seed, fid, index])
     mesh = to_trimesh(FAMILIES[family](rng))
     if not mesh.is_watertight or len(mesh.faces) == 0:

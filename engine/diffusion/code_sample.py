@@ -1,0 +1,78 @@
+"""EquiGen stage 3b in the structured 3D space: diverse codes from an adapted model.
+
+A plain loop over ``DiffusionProcess.step`` (DDIM, η = 0) that yields progress after every step.
+Conditions, diversity and the baselines are those of the raw-weight sampler (``generate.py``):
+``equigen`` conditions sample i on shot i mod K's feature ψ moved within the shots' principal
+feature subspace by D; ``equigen-no-perturb`` forces D = 0; ``hyperdiffusion`` samples an
+unconditional model adapted alike; ``shots-noise`` adds D · N(0, 1) per normalised code number to
+the shots. For ``equigen`` and ``hyperdiffusion``, D also widens the adapted prior by 1 + D.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from engine.diffusion.code_model import CodeDiffusion
+from engine.diffusion.generate import GENERATION_METHODS, GenerateConfig, blended_conditions, perturbed_conditions
+from engine.errors import InputError
+from engine.progress import Progress, ProgressGen
+
+
+def _check(model: CodeDiffusion, config: GenerateConfig) -> None:
+    if config.method not in GENERATION_METHODS:
+        raise InputError(f"unknown method {config.method!r}; choose one of {', '.join(GENERATION_METHODS)}")
+    if config.n < 1:
+        raise InputError("the number of samples must be at least 1")
+    if not 0 <= config.diversity <= 1:
+        raise InputError(f"diversity must be between 0 and 1, got {config.diversity}")
+    if config.method.startswith("equigen") and model.method != "equigen":
+        raise InputError(f"method {config.method!r} needs an EquiGen model; this file holds a {model.method!r} model")
+    if config.method == "hyperdiffusion" and model.method != "hyperdiffusion":
+        raise InputError("method 'hyperdiffusion' needs a model trained with --method hyperdiffusion")
+    if config.method != "hyperdiffusion" and model.shots is None:
+        raise InputError(f"method {config.method!r} needs shots: adapt the model first")
+
+
+def sample_codes(model: CodeDiffusion, config: GenerateConfig = GenerateConfig()) -> ProgressGen[torch.Tensor]:
+    """``config.n`` codes ``(n, D)`` of ``model.base``; yields ``Progress("sample", i, steps)``."""
+    _check(model, config)
+    g = torch.Generator().manual_seed(config.seed)
+    d = model.base.code_dim
+    shots = model.shots
+    if config.method == "shots-noise":
+        k = shots.codes.shape[0]
+        x = model.normalise(shots.codes)[torch.arange(config.n) % k]
+        x = x + config.diversity * torch.randn(config.n, d, generator=g)
+        yield Progress("sample", 1, 1)
+        return model.denormalise(x)
+    cond = None
+    if config.method != "hyperdiffusion":
+        if shots.features is None:
+            raise InputError("the shots carry no encoder features; adapt an EquiGen model to them first")
+        if config.blend is not None:
+            cond = blended_conditions(shots.features, config.blend, config.n)
+        else:
+            div = 0.0 if config.method == "equigen-no-perturb" else config.diversity
+            cond = perturbed_conditions(shots.features, config.n, div, model.feature_scale, config.isotropic, g)
+    x = torch.randn(config.n, d, generator=g)
+    if config.blend is not None:
+        x = x[:1].expand(config.n, -1).clone()
+    widens = config.method in ("equigen", "hyperdiffusion") and config.blend is None and shots is not None
+    widen = 1 + config.diversity if widens else 1.0
+    guided = cond is not None and config.guidance != 1.0
+    proc, den = model.process, model.denoiser
+    ts = proc.timesteps(config.steps)
+    with torch.inference_mode():
+        for i, t in enumerate(ts):
+            tt = torch.full((config.n,), t, dtype=torch.long)
+            if guided:
+                drop = torch.cat([torch.zeros(config.n, dtype=torch.bool), torch.ones(config.n, dtype=torch.bool)])
+                out = den(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([cond, cond]), drop)
+                c, u = out.chunk(2)
+                out = u + config.guidance * (c - u)
+            else:
+                out = den(x, tt, cond)
+            x0_hat = proc.predict_x0(out, x, tt, widen)
+            x = proc.step(x, x0_hat, t, ts[i + 1] if i + 1 < len(ts) else None)
+            yield Progress("sample", i + 1, len(ts))
+    return model.denormalise(x)

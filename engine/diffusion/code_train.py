@@ -1,0 +1,226 @@
+"""EquiGen stages 2 and 3a in the structured 3D space: train on the source codes, adapt to shots.
+
+Loss (``METHOD.md`` §4) on per-element normalised codes: the EDM-weighted x0 error plus
+``λ·‖E_φ(INR(x̂0)) − E_φ(INR(x0))‖²``, where INR(·) is the complete network a code stands for
+(``SharedBase.inr_params``, differentiable) and E_φ the frozen equivariant encoder over complete
+INRs. The condition ψ(x0) is computed once for the split; it is dropped for a share of the items
+(classifier-free guidance). ``method="hyperdiffusion"`` trains the same denoiser without
+condition, encoder or regulariser, so the comparison differs only by the conditioning.
+
+Adaptation fine-tunes a copy of the denoiser on the shots with the same loss, after the process'
+prior becomes the shots' Gaussian (``prior.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+
+from engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from engine.diffusion.code_denoiser import CodeDenoiser, CodeDenoiserConfig
+from engine.diffusion.code_model import CodeDiffusion, CodeShots, save_code_model
+from engine.diffusion.prior import fit_prior, shots_prior
+from engine.diffusion.process import DiffusionProcess, ProcessConfig
+from engine.encoder.model import WeightEncoder
+from engine.errors import InputError
+from engine.progress import Progress, ProgressGen
+from engine.weightspace.structured import SharedBase
+
+METHODS = ("equigen", "hyperdiffusion")
+STD_FLOOR = 0.1  # of the median spread: codes that barely vary would otherwise blow up
+
+
+@dataclass(frozen=True)
+class CodeTrainConfig:
+    method: str = "equigen"
+    steps: int = 4000
+    batch_size: int = 64
+    lr: float = 3e-4
+    warmup: int = 200
+    ema_decay: float = 0.999
+    cond_dropout: float = 0.1
+    reg_weight: float = 0.1
+    reg_items: int = 4  # items per step through E_φ (the costly part)
+    seed: int = 0
+    checkpoint_every: int = 250
+    max_minutes: float | None = None
+    denoiser: CodeDenoiserConfig = CodeDenoiserConfig()
+    process: ProcessConfig = ProcessConfig()
+
+    def __post_init__(self):
+        if self.method not in METHODS:
+            raise InputError(f"unknown training method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.steps < 1 or self.batch_size < 1:
+            raise InputError("training needs at least one step and a batch of at least one")
+
+
+@dataclass(frozen=True)
+class CodeAdaptConfig:
+    steps: int = 200
+    lr: float = 2e-4
+    batch_size: int = 40
+    cond_dropout: float = 0.1
+    reg_weight: float = 0.1
+    reg_items: int = 4
+    seed: int = 0
+    prior_spread: float = 0.5  # the shots' covariance scaled by spread², plus the floor
+    prior_floor: float = 0.01
+    max_seconds: float | None = None
+
+
+def code_loss(model: CodeDiffusion, denoiser: CodeDenoiser, x0: torch.Tensor, cond: torch.Tensor | None,
+              generator: torch.Generator, cond_dropout: float, reg_weight: float, reg_items: int,
+              ) -> tuple[torch.Tensor, dict]:
+    """One batch's loss on normalised codes ``x0 (B, D)`` with conditions ``(B, C)`` or None."""
+    proc = model.process
+    b = x0.shape[0]
+    t = torch.randint(proc.steps, (b,), generator=generator)
+    x_t = proc.add_noise(x0, t, torch.randn(x0.shape, generator=generator))
+    drop = torch.rand(b, generator=generator) < cond_dropout if cond is not None else None
+    x0_hat = proc.predict_x0(denoiser(x_t, t, cond, drop), x_t, t)
+    err = ((x0_hat - x0) ** 2).mean(1)
+    loss = (err * proc.loss_weight(t)).mean()
+    parts = {"mse": float(err.mean().detach()), "edm": float(loss.detach())}
+    if cond is not None and reg_weight > 0 and model.encoder is not None:
+        k = min(reg_items, b)
+        reg = ((model.encoder(model.inr_params(x0_hat[:k])) - cond[:k]) ** 2).mean()
+        loss = loss + reg_weight * reg
+        parts["reg"] = float(reg.detach())
+    return loss, parts
+
+
+def code_statistics(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-element mean and floored spread ``(D,)`` of source codes ``(N, D)``."""
+    std = codes.std(0)
+    return codes.mean(0), std.clamp_min(max(1e-6, STD_FLOOR * float(std.median())))
+
+
+def untrained_model(base: SharedBase, codes: torch.Tensor, encoder: WeightEncoder | None,
+                    config: CodeTrainConfig) -> CodeDiffusion:
+    """A model over ``base`` whose statistics, prior and ψ scale come from the source codes."""
+    if config.method == "equigen" and encoder is None:
+        raise InputError("equigen training needs an encoder (make one with 'equigen pretrain')")
+    if encoder is not None and encoder.spec != base.spec:
+        raise InputError(f"the encoder is for spec {encoder.spec.name!r}, the base is {base.spec.name!r}")
+    mean, std = code_statistics(codes)
+    enc = encoder.eval().requires_grad_(False) if config.method == "equigen" else None
+    cond_dim = enc.config.feature_dim if enc is not None else 0
+    process = DiffusionProcess(base.code_dim, config.process)
+    model = CodeDiffusion(base=base.requires_grad_(False), method=config.method, process=process,
+                          denoiser=CodeDenoiser(base.code_dim, cond_dim, config.denoiser), encoder=enc,
+                          mean=mean, std=std, feature_scale=None)
+    if process.prior is not None:
+        process.set_prior(fit_prior(model.normalise(codes), config.process.prior_rank))
+    return model
+
+
+def _embed(model: CodeDiffusion, codes: torch.Tensor, batch: int = 64) -> torch.Tensor | None:
+    if model.encoder is None:
+        return None
+    return torch.cat([model.features(codes[i:i + batch]) for i in range(0, len(codes), batch)])
+
+
+def train_codes(base: SharedBase, codes: torch.Tensor, out: str | Path, encoder: WeightEncoder | None = None,
+                config: CodeTrainConfig = CodeTrainConfig(), meta: dict | None = None,
+                data_id: str = "") -> ProgressGen[CodeDiffusion]:
+    """Train a model on source codes ``(N, D)`` of ``base`` and write it to ``out``.
+
+    Resumes from ``out + '.ckpt'`` (same settings and ``data_id``).
+    """
+    t0 = time.perf_counter()
+    out = Path(out)
+    torch.manual_seed(config.seed)
+    model = untrained_model(base, codes, encoder, config)
+    x_all = model.normalise(codes)
+    yield Progress("encode", 0, 1, "computing ψ of the source split")
+    cond_all = _embed(model, codes)
+    if cond_all is not None:
+        model.feature_scale = cond_all.std(0)
+    denoiser = model.denoiser.train()
+    ema = copy.deepcopy(denoiser).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=0.0)
+    header = {"config": asdict(config), "data": data_id}
+    ckpt = checkpoint_path(out)
+    step = load_checkpoint(ckpt, {"model": denoiser, "ema": ema}, opt, header) if ckpt.exists() else 0
+    n = len(x_all)
+    recent: list[dict] = []
+    stopped_early = False
+    while step < config.steps:
+        g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
+        lr = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
+        lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / config.steps))
+        for group in opt.param_groups:
+            group["lr"] = lr
+        idx = torch.randint(n, (config.batch_size,), generator=g)
+        loss, parts = code_loss(model, denoiser, x_all[idx], None if cond_all is None else cond_all[idx], g,
+                                config.cond_dropout, config.reg_weight, config.reg_items)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
+        opt.step()
+        with torch.no_grad():
+            decay = min(config.ema_decay, (1 + step) / (10 + step))
+            for pe, p in zip(ema.parameters(), denoiser.parameters()):
+                pe.lerp_(p, 1 - decay)
+        step += 1
+        recent = (recent + [parts])[-50:]
+        yield Progress("train", step, config.steps,
+                       metrics={k: sum(r.get(k, 0.0) for r in recent) / len(recent) for k in parts})
+        if step % config.checkpoint_every == 0 or step == config.steps:
+            save_checkpoint(ckpt, {"model": denoiser, "ema": ema}, opt, step, header)
+        if config.max_minutes is not None and (time.perf_counter() - t0) / 60 >= config.max_minutes \
+                and step < config.steps:
+            stopped_early = True
+            save_checkpoint(ckpt, {"model": denoiser, "ema": ema}, opt, step, header)
+            break
+    model.denoiser = ema
+    model.meta = dict(meta or {}) | {"train": {"recipe": asdict(config), "steps": step, "source_codes": n,
+                                              "seconds": round(time.perf_counter() - t0, 1),
+                                              "stopped_by_time_limit": stopped_early}}
+    save_code_model(out, model)
+    if not stopped_early:
+        ckpt.unlink(missing_ok=True)
+    return model
+
+
+def adapt_codes(model: CodeDiffusion, names: list[str], codes: torch.Tensor,
+                config: CodeAdaptConfig = CodeAdaptConfig()) -> ProgressGen[CodeDiffusion]:
+    """Fine-tune ``model`` on shots given as codes ``(K, D)`` of its base; returns a new model
+    that carries them. Closing the generator cancels and leaves ``model`` untouched."""
+    k = codes.shape[0]
+    if k == 0:
+        raise InputError("no shots to adapt to; give 1 to 20 examples of the new class")
+    t0 = time.perf_counter()
+    x_shots = model.normalise(codes)
+    features = _embed(model, codes)
+    process = copy.deepcopy(model.process)
+    if process.prior is not None:
+        process.set_prior(shots_prior(x_shots, process.config.prior_rank, config.prior_spread, config.prior_floor))
+    denoiser = copy.deepcopy(model.denoiser).train().requires_grad_(True)
+    adapted = replace(model, process=process, denoiser=denoiser, shots=CodeShots(list(names), codes, features))
+    opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=0.0)
+    idx = torch.arange(k).repeat(max(1, config.batch_size // k))
+    recent: list[dict] = []
+    step = 0
+    for step in range(1, config.steps + 1):
+        g = torch.Generator().manual_seed(config.seed * 7919 + step)
+        loss, parts = code_loss(adapted, denoiser, x_shots[idx], None if features is None else features[idx], g,
+                                config.cond_dropout, config.reg_weight, config.reg_items)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
+        opt.step()
+        recent = (recent + [parts])[-20:]
+        yield Progress("adapt", step, config.steps,
+                       metrics={m: sum(r.get(m, 0.0) for r in recent) / len(recent) for m in parts})
+        if config.max_seconds is not None and time.perf_counter() - t0 >= config.max_seconds:
+            break
+    denoiser.eval().requires_grad_(False)
+    adapted.meta = dict(model.meta) | {"adapt": {"recipe": asdict(config), "steps": step, "shots": list(names),
+                                                 "seconds": round(time.perf_counter() - t0, 2)}}
+    return adapted
