@@ -14,6 +14,10 @@ from pathlib import Path
 
 from engine.diffusion.adapt import AdaptConfig, adapt, adapt_recipe
 from engine.diffusion.generate import GenerateConfig, sample
+from engine.diffusion.code_model import CODE_MODEL_FORMAT, CodeDiffusion, load_code_model, model_format
+from engine.diffusion.code_sample import sample_codes
+from engine.diffusion.code_shots import load_code_shots
+from engine.diffusion.code_train import CodeAdaptConfig, adapt_codes
 from engine.diffusion.model_file import WeightDiffusion, load_model
 from engine.diffusion.shots import load_shots
 from engine.inr_io import INR
@@ -30,20 +34,24 @@ class ModelInfo:
     target_classes: tuple[str, ...]
 
 
-def describe_model(model: WeightDiffusion, path: str | os.PathLike) -> ModelInfo:
+def describe_model(model: WeightDiffusion | CodeDiffusion, path: str | os.PathLike) -> ModelInfo:
     classes = tuple(model.meta.get("classes", {}).get("target", ()))
     return ModelInfo(str(path), model.method, model.spec.name, "2d" if model.spec.in_dim == 2 else "3d", classes)
 
 
 class GenerationSession:
-    """A loaded model plus the cached adaptation to the current shots."""
+    """A loaded model plus the cached adaptation to the current shots. Raw-weight models
+    (``model_file.py``) and structured 3D models (``code_model.py``) alike."""
 
-    def __init__(self, model_path: str | os.PathLike, adapt_config: AdaptConfig | None = None):
+    def __init__(self, model_path: str | os.PathLike, adapt_config: AdaptConfig | CodeAdaptConfig | None = None):
         self.model_path = Path(model_path)
-        self.model = load_model(model_path)
+        self.structured = model_format(model_path) == CODE_MODEL_FORMAT
+        self.model = load_code_model(model_path) if self.structured else load_model(model_path)
         self.info = describe_model(self.model, model_path)
-        self.adapt_config = adapt_config or adapt_recipe(self.model.spec)
-        self._adapted: WeightDiffusion | None = None
+        if adapt_config is None:
+            adapt_config = CodeAdaptConfig() if self.structured else adapt_recipe(self.model.spec)
+        self.adapt_config = adapt_config
+        self._adapted: WeightDiffusion | CodeDiffusion | None = None
         self._key: tuple | None = None
 
     @staticmethod
@@ -63,13 +71,22 @@ class GenerationSession:
         """
         key = self._shots_key(shot_paths)
         if self._adapted is None or self._key != key:
-            shots = yield from load_shots(self.model, shot_paths)
-            self._adapted = yield from adapt(self.model, shots, self.adapt_config)
+            if self.structured:
+                names, codes, _ = yield from load_code_shots(self.model, shot_paths)
+                self._adapted = yield from adapt_codes(self.model, names, codes, self.adapt_config)
+            else:
+                shots = yield from load_shots(self.model, shot_paths)
+                self._adapted = yield from adapt(self.model, shots, self.adapt_config)
             self._key = key
-        params = yield from sample(self._adapted, config=config)
         meta = {"generated_by": config.method, "model": self.model_path.name, "seed": config.seed,
-                "diversity": config.diversity, "init_sha": self.model.init_sha,
-                "shots": [Path(p).name for p in shot_paths]}
+                "diversity": config.diversity, "shots": [Path(p).name for p in shot_paths]}
+        if self.structured:
+            codes = yield from sample_codes(self._adapted, config)
+            params = self._adapted.base.full_params(codes)
+            meta["base_sha"] = self.model.base_sha
+        else:
+            params = yield from sample(self._adapted, config=config)
+            meta["init_sha"] = self.model.init_sha
         previews = []
         for i in range(config.n):
             inr = INR.from_batch(self.model.spec, params, i, dict(meta, index=i))

@@ -214,6 +214,7 @@ def test_tiny_structured_corpus_to_generated_meshes_through_the_cli(tmp_path, ca
     from engine.cli import main
     from engine.data.build import BuildConfig
     from engine.diffusion.code_model import load_code_model
+    from engine.diffusion.code_train import CodeAdaptConfig
     from engine.encoder.model import EncoderConfig
     from engine.encoder.pretrain import PretrainConfig, pretrain
     from engine.weightspace.corpus import StructuredRecipe, build_structured_corpus, load_structured
@@ -260,3 +261,11 @@ def test_tiny_structured_corpus_to_generated_meshes_through_the_cli(tmp_path, ca
     from engine.inr_io import load_inr
     inr = load_inr(files[0])
     assert inr.spec == HD_OCCUPANCY and base_codes(load_code_model(adapted).base, inr) is not None
+    # the studio's session drives the same model: adapt on the shots once, then sample
+    from engine.diffusion.generate import GenerateConfig
+    from engine.diffusion.session import GenerationSession
+
+    session = GenerationSession(model, adapt_config=CodeAdaptConfig(steps=2))
+    previews = drive(session.generate([shot, files[0]], GenerateConfig(n=2, steps=3), thumbnail_resolution=32))
+    assert len(previews) == 2 and session.info.domain == "3d" and session.is_adapted_to([shot, files[0]])
+    assert all(p.inr.meta["base_sha"] == session.model.base_sha for p in previews)
