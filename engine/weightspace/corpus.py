@@ -119,6 +119,12 @@ def load_samples(paths: CorpusPaths, chunks: list[int]) -> dict[str, torch.Tenso
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
+def _save_codes(paths: CorpusPaths, codes: torch.Tensor, fitted: torch.Tensor) -> None:
+    """Every plan row's code ``(N, D)`` and whether it has one yet ``(N,)``."""
+    with atomic_path(codes_path(paths)) as tmp:
+        save_file({"codes": codes.contiguous(), "fitted": fitted.contiguous()}, str(tmp))
+
+
 def build_structured_corpus(config: BuildConfig, out: str | Path,
                             recipe: StructuredRecipe = StructuredRecipe()) -> ProgressGen[dict]:
     """Build (or resume) a structured corpus of meshes in ``out``; returns ``store.summarise``."""
@@ -155,27 +161,28 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
             spec, samples["points"][src], samples["labels"][src], recipe.base, checkpoint=ckpt,
             data_id=f"{paths.root.resolve()}:{len(src)}")
         codes[samples["plan_index"][src]] = src_codes
-        with atomic_path(codes_path(paths)) as tmp:
-            save_file({"codes": codes, "learned": torch.zeros(len(plan), dtype=torch.bool).index_fill_(
-                0, samples["plan_index"][src], True)}, str(tmp))
+        _save_codes(paths, codes, torch.zeros(len(plan), dtype=torch.bool).index_fill_(0, samples["plan_index"][src], True))
         save_base(base_path(paths), base, {"train": summary, "corpus": str(paths.root)})
         ckpt.unlink(missing_ok=True)
     base, _ = load_base(base_path(paths))
     stored = load_file(str(codes_path(paths)))
-    codes, learned = stored["codes"], stored["learned"]
+    codes, fitted = stored["codes"], stored["fitted"]
     position = {int(g): i for i, g in enumerate(samples["plan_index"])}
     for c in chunks:
         if paths.shard(c).exists():
             continue
         chunk_t0 = time.perf_counter()
         rows = [(g, r) for g, r in enumerate(plan) if r["chunk"] == c and g in position]
-        todo = [g for g, _ in rows if not bool(learned[g])]
+        todo = [g for g, _ in rows if not bool(fitted[g])]  # held-out items, fitted into the base
         for s in range(0, len(todo), recipe.fit_batch):
             part = todo[s:s + recipe.fit_batch]
             at = torch.tensor([position[g] for g in part])
-            fitted = yield from relay(fit_codes(base, samples["points"][at], samples["labels"][at], recipe.fit),
-                                      f"fit chunk {c + 1}/{len(chunks)}")
-            codes[torch.tensor(part)] = fitted
+            new_codes = yield from relay(fit_codes(base, samples["points"][at], samples["labels"][at], recipe.fit),
+                                         f"fit chunk {c + 1}/{len(chunks)}")
+            codes[torch.tensor(part)] = new_codes
+            fitted[torch.tensor(part)] = True
+        if todo:  # held-out codes are kept with the source ones, so a resumed build reuses them
+            _save_codes(paths, codes, fitted)
         if rows:
             at = torch.tensor([position[g] for g, _ in rows])
             chunk_codes = codes[torch.tensor([g for g, _ in rows])]

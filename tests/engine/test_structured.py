@@ -230,6 +230,15 @@ def test_tiny_structured_corpus_to_generated_meshes_through_the_cli(tmp_path, ca
     assert summary["status"] == "complete" and summary["num_inrs"] == 6 and summary["init_mode"] == "structured"
     base, codes, rows = load_structured(corpus)
     assert codes.shape == (4, base.code_dim) and {r["class"] for r in rows} == {"chair", "table"}
+    # held-out items are stored as codes too, and their codes are the INRs in the shards
+    from engine.data.dataset import INRDataset
+
+    _, target_codes, target_rows = load_structured(corpus, split="target")
+    held = INRDataset(corpus, split="target")
+    assert [r["item"] for r in target_rows] == [r["item"] for r in held.rows]
+    stored = held.stacked()
+    made = base.full_params(target_codes)
+    assert all(torch.allclose(made[k], stored[k], atol=1e-5) for k in stored)
     # a resumed build changes nothing
     again = drive(build_structured_corpus(BuildConfig(kind="shapes3d", families=("chair", "mug", "table"), count=2,
                                                       target_classes=("mug",), init_mode="structured"), corpus, recipe))
