@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 from engine.diffusion.code_model import CodeDiffusion
-from engine.diffusion.generate import GENERATION_METHODS, GenerateConfig, blended_conditions, perturbed_conditions
+from engine.diffusion.generate import GENERATION_METHODS, GenerateConfig, sampling_conditions
 from engine.errors import InputError
 from engine.progress import Progress, ProgressGen
 
@@ -45,15 +45,7 @@ def sample_codes(model: CodeDiffusion, config: GenerateConfig = GenerateConfig()
         x = x + config.diversity * torch.randn(config.n, d, generator=g)
         yield Progress("sample", 1, 1)
         return model.denormalise(x)
-    cond = None
-    if config.method != "hyperdiffusion":
-        if shots.features is None:
-            raise InputError("the shots carry no encoder features; adapt an EquiGen model to them first")
-        if config.blend is not None:
-            cond = blended_conditions(shots.features, config.blend, config.n)
-        else:
-            div = 0.0 if config.method == "equigen-no-perturb" else config.diversity
-            cond = perturbed_conditions(shots.features, config.n, div, model.feature_scale, config.isotropic, g)
+    cond = sampling_conditions(shots.features if shots is not None else None, model.feature_scale, config, g)
     x = torch.randn(config.n, d, generator=g)
     if config.blend is not None:
         x = x[:1].expand(config.n, -1).clone()

@@ -86,6 +86,20 @@ def blended_conditions(features: torch.Tensor, pair: tuple[int, int], n: int) ->
     return (1 - alpha) * features[a] + alpha * features[b]
 
 
+def sampling_conditions(features: torch.Tensor | None, feature_scale: torch.Tensor | None,
+                        config: GenerateConfig, generator: torch.Generator) -> torch.Tensor | None:
+    """The conditions ``(n, C)`` of ``config.method`` from the shots' features ``(K, C)``: None for
+    the unconditional baseline, a blend, or the shots' features perturbed by the diversity."""
+    if config.method == "hyperdiffusion":
+        return None
+    if features is None:
+        raise InputError("the shots carry no encoder features; adapt an EquiGen model to them first")
+    if config.blend is not None:
+        return blended_conditions(features, config.blend, config.n)
+    d = 0.0 if config.method == "equigen-no-perturb" else config.diversity
+    return perturbed_conditions(features, config.n, d, feature_scale, config.isotropic, generator)
+
+
 def _check(model: WeightDiffusion, shots: Shots | None, config: GenerateConfig) -> None:
     if config.method not in GENERATION_METHODS:
         raise InputError(f"unknown method {config.method!r}; choose one of {', '.join(GENERATION_METHODS)}")
@@ -123,15 +137,7 @@ def sample(model: WeightDiffusion, shots: Shots | None = None,
         x = x + config.diversity * torch.randn(config.n, p, generator=g)
         yield Progress("sample", 1, 1)
         return model.denormalise(x)
-    cond = None
-    if config.method != "hyperdiffusion":
-        if shots.features is None:
-            raise InputError("the shots carry no encoder features; adapt an EquiGen model to them first")
-        if config.blend is not None:
-            cond = blended_conditions(shots.features, config.blend, config.n)
-        else:
-            d = 0.0 if config.method == "equigen-no-perturb" else config.diversity
-            cond = perturbed_conditions(shots.features, config.n, d, model.feature_scale, config.isotropic, g)
+    cond = sampling_conditions(shots.features if shots is not None else None, model.feature_scale, config, g)
     noise = torch.randn(config.n, p, generator=g)
     if config.blend is not None:
         noise = noise[:1].expand(config.n, -1).clone()  # one noise: the blend alone varies
