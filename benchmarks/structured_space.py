@@ -27,8 +27,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.data.build import make_source
-from engine.data.build import BuildConfig
+from engine.data.build import BuildConfig, make_source
 from engine.data.sources import Item
 from engine.data.store import CorpusPaths, read_jsonl, read_manifest
 from engine.decode import grid_to_mesh, occupancy_grid

@@ -17,6 +17,7 @@ base with their code alone, as a user's meshes are.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -107,7 +108,6 @@ def _sample_chunk(source: Source, spec: INRSpec, rows_in, recipe: StructuredReci
                "eval_points": stack(2, (n.eval_points, 3), torch.float16),
                "eval_labels": stack(3, (n.eval_points,), torch.uint8),
                "plan_index": torch.tensor([g for g, _, _ in kept], dtype=torch.long)}
-    import json
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
                   metadata={"skipped": json.dumps(skipped)})
