@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.diffusion.denoiser import timestep_embedding
+from engine.diffusion.denoiser import conditioning
 
 
 @dataclass(frozen=True)
@@ -82,15 +82,7 @@ class CodeDenoiser(nn.Module):
     def forward(self, x: torch.Tensor, t: torch.Tensor, cond: torch.Tensor | None = None,
                 drop: torch.Tensor | None = None) -> torch.Tensor:
         h = self.inp(x)
-        c = self.time(timestep_embedding(t, self.config.width))
-        if self.cond_dim:
-            if cond is None:
-                e = self.null_cond.expand(len(t), -1)
-            else:
-                e = self.cond(cond)
-                if drop is not None:
-                    e = torch.where(drop[:, None], self.null_cond.to(e.dtype).expand_as(e), e)
-            c = c + e
+        c = conditioning(self, t, cond, drop)
         for block in self.blocks:
             h = block(h, c)
         shift, scale = self.mod_out(F.silu(c)).chunk(2, dim=1)

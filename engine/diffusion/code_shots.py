@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from engine.decode import extract_mesh
 from engine.diffusion.code_model import CodeDiffusion
-from engine.diffusion.shots import MAX_SHOTS
+from engine.diffusion.shots import checked_shot_paths
 from engine.errors import EmptyFieldError, InputError
 from engine.fit.meshes import MeshFitConfig, load_mesh, normalise_mesh, sample_occupancy
 from engine.inr_io import INR, load_inr
@@ -47,11 +46,7 @@ def load_code_shots(model: CodeDiffusion, paths: list[str | os.PathLike],
                     fit: CodeFitConfig = CodeFitConfig()) -> ProgressGen[tuple[list[str], torch.Tensor, list[float]]]:
     """Read, check and fit the shots; returns their names, codes ``(K, D)`` and fit IoUs
     (nan for INR files taken as they are). Every file is read before any fitting starts."""
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise InputError("no shots given; give 1 to 20 meshes or 3D INR files of the new class")
-    if len(paths) > MAX_SHOTS:
-        raise InputError(f"{len(paths)} shots is more than this tool takes ({MAX_SHOTS}); pick fewer")
+    paths = checked_shot_paths(paths, "meshes or 3D INR files")
     base = model.base
     ready: dict[int, torch.Tensor] = {}
     meshes = []

@@ -69,6 +69,23 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return torch.cat([torch.cos(args), torch.sin(args)], dim=1)
 
 
+def conditioning(net: nn.Module, t: torch.Tensor, cond: torch.Tensor | None,
+                 drop: torch.Tensor | None) -> torch.Tensor:
+    """What every block is modulated by, ``(B, width)``: the timestep's embedding plus the
+    condition's, the learned null condition where ``cond`` is None or ``drop`` (B,) is set.
+    ``net`` has ``time``, ``config.width``, ``cond_dim`` and, when conditional, ``cond`` and
+    ``null_cond`` (both denoisers do)."""
+    c = net.time(timestep_embedding(t, net.config.width))
+    if not net.cond_dim:
+        return c
+    if cond is None:
+        return c + net.null_cond.expand(len(t), -1)
+    e = net.cond(cond)
+    if drop is not None:
+        e = torch.where(drop[:, None], net.null_cond.to(e.dtype).expand_as(e), e)
+    return c + e
+
+
 class _Block(nn.Module):
     def __init__(self, width: int, heads: int, mlp_ratio: float):
         super().__init__()
@@ -163,15 +180,7 @@ class Denoiser(nn.Module):
                 drop: torch.Tensor | None = None, prior_widen: float = 1.0) -> torch.Tensor:
         x = torch.cat([tokens[:, idx] @ self.w_in[g] + self.b_in[g] for g, idx in enumerate(self.groups)], 1)
         x = x + self.pos
-        c = self.time(timestep_embedding(t, self.config.width))
-        if self.cond_dim:
-            if cond is None:
-                e = self.null_cond.expand(len(t), -1)
-            else:
-                e = self.cond(cond)
-                if drop is not None:
-                    e = torch.where(drop[:, None], self.null_cond.to(e.dtype).expand_as(e), e)
-            c = c + e
+        c = conditioning(self, t, cond, drop)
         for block in self.blocks:
             x = block(x, c)
         shift, scale = self.mod_out(F.silu(c))[:, None].chunk(2, dim=2)

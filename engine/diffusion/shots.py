@@ -27,6 +27,16 @@ from engine.session import input_kind
 MAX_SHOTS = 64
 
 
+def checked_shot_paths(paths: list[str | os.PathLike], kinds: str) -> list[Path]:
+    """``paths`` as Paths; InputError when there are none or more than ``MAX_SHOTS``."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise InputError(f"no shots given; give 1 to 20 {kinds} of the new class")
+    if len(paths) > MAX_SHOTS:
+        raise InputError(f"{len(paths)} shots is more than this tool takes ({MAX_SHOTS}); pick fewer")
+    return paths
+
+
 def load_shots(model: WeightDiffusion, paths: list[str | os.PathLike],
                image_config: ImageFitConfig = ImageFitConfig(),
                mesh_config: MeshFitConfig = CORPUS_MESH_FIT) -> ProgressGen[Shots]:
@@ -36,11 +46,7 @@ def load_shots(model: WeightDiffusion, paths: list[str | os.PathLike],
     Meshes are fitted with the corpus recipe by default: the generator learned from fits made that
     way, and it is 3-4x faster than the studio's single-shape recipe.
     """
-    paths = [Path(p) for p in paths]
-    if not paths:
-        raise InputError("no shots given; give 1 to 20 images, meshes or INR files of the new class")
-    if len(paths) > MAX_SHOTS:
-        raise InputError(f"{len(paths)} shots is more than this tool takes ({MAX_SHOTS}); pick fewer")
+    paths = checked_shot_paths(paths, "images, meshes or INR files")
     spec = model.spec
     domain = "image" if spec.in_dim == 2 else "mesh"
     frames, meshes, ready = [], [], []  # (position, data)
