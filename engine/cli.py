@@ -507,11 +507,20 @@ def cmd_bench_quality(args) -> None:
 
 
 def cmd_bench_speed(args) -> None:
-    from engine.bench.speed import DEFAULT_MODEL_2D, SECTIONS, describe_speed, run_speed
+    from engine.bench.speed import DEFAULT_MODEL_2D, DEFAULT_MODEL_3D, SECTIONS, describe_speed, run_speed
 
-    result = drive(run_speed(args.repeats, tuple(args.only or SECTIONS),
-                             args.model_2d or DEFAULT_MODEL_2D, args.model_3d), on_progress=_ProgressLine(not args.json))
+    bundled = lambda path: path if path.exists() else None  # noqa: E731 - a checkout may lack one
+    result = drive(run_speed(args.repeats, tuple(args.only or SECTIONS), args.model_2d or bundled(DEFAULT_MODEL_2D),
+                             args.model_3d or bundled(DEFAULT_MODEL_3D)), on_progress=_ProgressLine(not args.json))
     _emit(args, result, describe_speed(result))
+
+
+def cmd_recipe(args) -> None:
+    from engine.recipes import recipe_named, run_recipe
+
+    result = drive(run_recipe(recipe_named(args.name), args.out), on_progress=_ProgressLine(not args.json))
+    stages = ", ".join(f"{k} {v / 60:.1f} min" for k, v in result["seconds"].items())
+    _emit(args, result, f"wrote {result['model']} ({result['megabytes']:.1f} MB; {stages})")
 
 
 def _floats(text: str) -> list[float]:
@@ -692,9 +701,15 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--only", type=_csv, default=None, metavar="A,B,...",
                     help="sections: fit-2d, fit-3d, generator-2d, generator-3d, extract, thumbnails")
     sp.add_argument("--model-2d", default=None, help="default: the bundled glyph model")
-    sp.add_argument("--model-3d", default=None, help="a 3D model; generator-3d is skipped without one")
+    sp.add_argument("--model-3d", default=None, help="a 3D model (default: the bundled shapes-3d)")
     common(sp)
     sp.set_defaults(func=cmd_bench_speed)
+
+    sp = sub.add_parser("recipe", help="rebuild a bundled model from nothing (corpus, encoder, generator; resumable)")
+    sp.add_argument("name", help="shapes-3d")
+    sp.add_argument("--out", required=True, help="working folder; the packed model is OUT/NAME.safetensors")
+    common(sp)
+    sp.set_defaults(func=cmd_recipe)
 
     data = sub.add_parser("data", help="build and inspect INR corpora")
     dsub = data.add_subparsers(dest="data_command", required=True, parser_class=_Parser)

@@ -1,7 +1,8 @@
 """``equigen bench quality``: every method on the same held-out shots and seeds, with numbers.
 
 Protocol, per held-out target class of the corpus and per repeat r = 0..R-1: draw K shots from the
-class' first-fit INRs (they are in the model's basin already), keep the other items unseen, adapt
+class' first-fit INRs (they are in the model's basin already; in a structured corpus, codes of its
+shared network, read back exactly), keep the other items unseen, adapt
 each model once to the shots, and generate ``samples`` INRs with every method (``equigen`` and
 ``shots-noise`` at every diversity value, ``hyperdiffusion`` too when its denoiser has a prior for
 D to widen; ``equigen-no-perturb`` once), all with the same seed. The unseen items are split:
@@ -28,9 +29,12 @@ import numpy as np
 import torch
 
 from engine.data.dataset import INRDataset
-from engine.data.store import read_manifest
+from engine.data.store import CorpusPaths, read_manifest
 from engine.decode import decode_images, grid_to_mesh, occupancy_grid
 from engine.diffusion.adapt import adapt, adapt_recipe
+from engine.diffusion.code_model import CODE_MODEL_FORMAT, CodeDiffusion, CodeShots, load_code_model, model_format
+from engine.diffusion.code_sample import sample_codes
+from engine.diffusion.code_train import CodeAdaptConfig, adapt_codes
 from engine.diffusion.generate import GENERATION_METHODS, GenerateConfig, sample
 from engine.diffusion.model_file import Shots, WeightDiffusion, load_model
 from engine.errors import EmptyFieldError, InputError
@@ -42,6 +46,8 @@ from engine.metrics.novelty import near_copy_rate
 from engine.metrics.shapes import chamfer_matrix, mmd_cov_1nna, surface_points
 from engine.progress import Progress, ProgressGen, relay
 from engine.spec import INRSpec
+from engine.weightspace.corpus import base_path, is_structured
+from engine.weightspace.structured import load_base
 
 # always depend on the diversity D; hyperdiffusion does too when its denoiser has a prior to widen
 DIVERSE_METHODS = ("equigen", "shots-noise")
@@ -78,16 +84,64 @@ class _ClassData:
     renders: list | None = None  # tiles for the report's grids
 
 
-def _check_model(model: WeightDiffusion, spec: INRSpec, init_sha: str, path) -> None:
+Model = WeightDiffusion | CodeDiffusion
+
+
+def _corpus_sha(data: Path) -> str:
+    """What a model must carry to be evaluated on ``data``: the digest of the corpus' shared
+    initialisation (raw weights) or of its shared network (a structured corpus)."""
+    if is_structured(data):
+        return params_digest(load_base(base_path(CorpusPaths(data)))[0].state())
+    return params_digest(load_inr(data / "init.safetensors").batched())
+
+
+def _load(path, structured: bool) -> Model:
+    coded = model_format(path) == CODE_MODEL_FORMAT
+    if coded != structured:
+        need = "a structured 3D model ('equigen train' on this corpus)" if structured else "a raw-weight model"
+        raise InputError(f"{path}: the corpus needs {need}; evaluate a model on the corpus it was trained on")
+    return load_code_model(path) if coded else load_model(path)
+
+
+def _check_model(model: Model, spec: INRSpec, corpus_sha: str, path) -> None:
     if model.spec != spec:
         raise InputError(f"{path}: the model makes {model.spec.name!r} INRs but the corpus holds {spec.name!r}; "
                          "evaluate a model on the corpus it was trained on")
-    if model.init_sha != init_sha:
-        raise InputError(f"{path}: the model's shared initialisation is not this corpus' ({model.init_sha} vs "
-                         f"{init_sha}); evaluate a model on the corpus it was trained on")
+    sha = model.base_sha if isinstance(model, CodeDiffusion) else model.init_sha
+    if sha != corpus_sha:
+        what = "shared network" if isinstance(model, CodeDiffusion) else "shared initialisation"
+        raise InputError(f"{path}: the model's {what} is not this corpus' ({sha} vs {corpus_sha}); "
+                         "evaluate a model on the corpus it was trained on")
 
 
-def _methods(config: QualityConfig, model: WeightDiffusion | None, hd: WeightDiffusion | None) -> list[str]:
+def _has_prior(model: Model) -> bool:
+    """Whether D can widen the model's adapted prior."""
+    if isinstance(model, CodeDiffusion):
+        return model.process.prior is not None
+    return model.denoiser.has_prior
+
+
+def _adapt(model: Model, shots: Shots, seed: int, steps: int | None) -> ProgressGen[Model]:
+    if isinstance(model, CodeDiffusion):
+        recipe = CodeAdaptConfig(seed=seed)
+        recipe = dataclasses.replace(recipe, steps=steps or recipe.steps)
+        return (yield from adapt_codes(model, shots.names, model.base.codes_of(shots.params), recipe))
+    recipe = adapt_recipe(model.spec)
+    return (yield from adapt(model, shots, dataclasses.replace(recipe, seed=seed, steps=steps or recipe.steps)))
+
+
+def _sample(owner: Model, shots: Shots | None, config: GenerateConfig) -> ProgressGen[Params]:
+    """Complete INRs ``{key: (n, ...)}`` from ``owner`` (adapted, or any model with ``shots``
+    given for the shots-noise baseline)."""
+    if not isinstance(owner, CodeDiffusion):
+        return (yield from sample(owner, shots, config))
+    if shots is not None:
+        owner = dataclasses.replace(owner, shots=CodeShots(shots.names, owner.base.codes_of(shots.params), None))
+    codes = yield from sample_codes(owner, config)
+    return owner.base.full_params(codes)
+
+
+def _methods(config: QualityConfig, model: Model | None, hd: Model | None) -> list[str]:
     available = []
     if model is not None:
         available += ["equigen", "equigen-no-perturb", "shots-noise"] if model.method == "equigen" else ["shots-noise"]
@@ -134,15 +188,16 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
     data = Path(data)
     manifest = read_manifest(data)
     spec = INRSpec.from_dict(manifest["spec"])
-    init_sha = params_digest(load_inr(data / "init.safetensors").batched())
-    model = load_model(model_path) if model_path is not None else None
-    hd = load_model(hyperdiffusion_path) if hyperdiffusion_path is not None else None
+    structured = is_structured(data)
+    corpus_sha = _corpus_sha(data)
+    model = _load(model_path, structured) if model_path is not None else None
+    hd = _load(hyperdiffusion_path, structured) if hyperdiffusion_path is not None else None
     if hd is not None and hd.method != "hyperdiffusion":
         raise InputError(f"{hyperdiffusion_path}: not a HyperDiffusion model; train one with "
                          "'equigen train --method hyperdiffusion'")
     for m, p in ((model, model_path), (hd, hyperdiffusion_path)):
         if m is not None:
-            _check_model(m, spec, init_sha, p)
+            _check_model(m, spec, corpus_sha, p)
     methods = _methods(config, model, hd)
     classes = list(config.classes or manifest.get("target_classes") or [])
     if not classes:
@@ -175,7 +230,7 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
         class_data.append(cd)
 
     runs, grids = [], {}
-    diverse = DIVERSE_METHODS + (("hyperdiffusion",) if hd is not None and hd.denoiser.has_prior else ())
+    diverse = DIVERSE_METHODS + (("hyperdiffusion",) if hd is not None and _has_prior(hd) else ())
     plan = [(m, d) for m in methods for d in (config.diversities if m in diverse else (None,))]
     total = len(class_data) * config.repeats * (len(plan) + 1)
     done = 0
@@ -195,9 +250,8 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
             for key, base in (("equigen", model), ("hyperdiffusion", hd)):
                 if base is None or not any(m in methods for m in _ADAPTED_METHODS[key]):
                     continue  # shots-noise needs no adaptation: it only perturbs the shots
-                recipe = adapt_recipe(spec)
-                recipe = dataclasses.replace(recipe, seed=r, steps=config.adapt_steps or recipe.steps)
-                adapted[key] = yield from relay(adapt(base, shots, recipe), f"adapt {cd.name} #{r + 1} ({key})")
+                adapted[key] = yield from relay(_adapt(base, shots, r, config.adapt_steps),
+                                                f"adapt {cd.name} #{r + 1} ({key})")
             ctx = _RunContext(cd, shot_idx, ref_idx, two_d, net, config)
             runs.append(dict(ctx.measure_real(probe_idx), **{"class": cd.name, "repeat": r, "method": REAL,
                                                              "diversity": None}))
@@ -210,7 +264,7 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
                     owner, given = adapted["hyperdiffusion" if method == "hyperdiffusion" else "equigen"], None
                 gen_cfg = GenerateConfig(n=n_samples, diversity=d if d is not None else 0.0, seed=seed,
                                          method=method, steps=config.steps, guidance=config.guidance)
-                params = yield from relay(sample(owner, given, gen_cfg), f"sample {cd.name} #{r + 1} {method}")
+                params = yield from relay(_sample(owner, given, gen_cfg), f"sample {cd.name} #{r + 1} {method}")
                 metrics, tiles = yield from ctx.measure(spec, params)
                 runs.append(dict(metrics, **{"class": cd.name, "repeat": r, "method": method, "diversity": d}))
                 if r == 0 and (d is None or d == _grid_diversity(config)):

@@ -25,7 +25,9 @@ from engine.diffusion.denoiser import conditioning
 
 @dataclass(frozen=True)
 class CodeDenoiserConfig:
-    width: int = 512
+    # 384 wide and 6 deep: 10.9M parameters, 22 MB in float16, so the bundled 3D model and the 2D
+    # one fit resources/models/'s 40 MB together (512 wide would be 34 MB alone)
+    width: int = 384
     depth: int = 6
     mlp_ratio: float = 2.0
 

@@ -3,6 +3,7 @@
 Meshes are sampled like the corpus (``weightspace/corpus.py``) and fitted with their code alone.
 INR files made by the same base come back exactly (``SharedBase.codes_of``); any other 3D INR
 (a HyperDiffusion ``.pth``, a raw-weight fit) is meshed and re-fitted, a functional re-basin.
+The shots are one kind of shape, so the meshes are fitted together (``fit_together``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from engine.inr_io import INR, load_inr
 from engine.progress import Progress, ProgressGen, relay
 from engine.session import input_kind
 from engine.weightspace.corpus import STRUCTURED_SAMPLES
-from engine.weightspace.structured import CodeFitConfig, SharedBase, code_iou, fit_codes
+from engine.weightspace.structured import CodeFitConfig, SharedBase, code_iou, fit_together
 
 # A user's shot needs no 20k-point IoU: 4k evaluation points report its fit quality.
 SHOT_SAMPLES = dataclasses.replace(STRUCTURED_SAMPLES, eval_points=4_000)
@@ -77,7 +78,7 @@ def load_code_shots(model: CodeDiffusion, paths: list[str | os.PathLike],
             yield Progress("sample shots", j + 1, len(meshes))
         pts = torch.from_numpy(np.stack([s.points for s in drawn]))
         lab = torch.from_numpy(np.stack([s.labels for s in drawn]))
-        codes = yield from relay(fit_codes(base, pts, lab, fit), "fit shots")
+        codes = yield from relay(fit_together(base, pts, lab, fit), "fit shots")
         iou = code_iou(base, codes, torch.from_numpy(np.stack([s.eval_points for s in drawn])),
                        torch.from_numpy(np.stack([s.eval_labels for s in drawn])))
         for j, (i, _) in enumerate(meshes):

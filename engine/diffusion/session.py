@@ -12,14 +12,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.diffusion.adapt import AdaptConfig, adapt, adapt_recipe
-from engine.diffusion.generate import GenerateConfig, sample
-from engine.diffusion.code_model import CODE_MODEL_FORMAT, CodeDiffusion, load_code_model, model_format
-from engine.diffusion.code_sample import sample_codes
-from engine.diffusion.code_shots import load_code_shots
-from engine.diffusion.code_train import CodeAdaptConfig, adapt_codes
-from engine.diffusion.model_file import WeightDiffusion, load_model
-from engine.diffusion.shots import load_shots
+from engine.diffusion.adapt import AdaptConfig
+from engine.diffusion.code_model import CodeDiffusion
+from engine.diffusion.code_train import CodeAdaptConfig
+from engine.diffusion.generate import GenerateConfig
+from engine.diffusion.model_file import WeightDiffusion
+from engine.diffusion.pipeline import adapt_recipe_for, adapt_to_files, generate_params, load_generator, provenance
 from engine.inr_io import INR
 from engine.progress import ProgressGen
 from engine.session import Preview, preview
@@ -45,12 +43,10 @@ class GenerationSession:
 
     def __init__(self, model_path: str | os.PathLike, adapt_config: AdaptConfig | CodeAdaptConfig | None = None):
         self.model_path = Path(model_path)
-        self.structured = model_format(model_path) == CODE_MODEL_FORMAT
-        self.model = load_code_model(model_path) if self.structured else load_model(model_path)
+        self.model = load_generator(model_path)
+        self.structured = isinstance(self.model, CodeDiffusion)
         self.info = describe_model(self.model, model_path)
-        if adapt_config is None:
-            adapt_config = CodeAdaptConfig() if self.structured else adapt_recipe(self.model.spec)
-        self.adapt_config = adapt_config
+        self.adapt_config = adapt_config or adapt_recipe_for(self.model)
         self._adapted: WeightDiffusion | CodeDiffusion | None = None
         self._key: tuple | None = None
 
@@ -71,22 +67,12 @@ class GenerationSession:
         """
         key = self._shots_key(shot_paths)
         if self._adapted is None or self._key != key:
-            if self.structured:
-                names, codes, _ = yield from load_code_shots(self.model, shot_paths)
-                self._adapted = yield from adapt_codes(self.model, names, codes, self.adapt_config)
-            else:
-                shots = yield from load_shots(self.model, shot_paths)
-                self._adapted = yield from adapt(self.model, shots, self.adapt_config)
+            self._adapted = yield from adapt_to_files(self.model, shot_paths, self.adapt_config)
             self._key = key
         meta = {"generated_by": config.method, "model": self.model_path.name, "seed": config.seed,
                 "diversity": config.diversity, "shots": [Path(p).name for p in shot_paths]}
-        if self.structured:
-            codes = yield from sample_codes(self._adapted, config)
-            params = self._adapted.base.full_params(codes)
-            meta["base_sha"] = self.model.base_sha
-        else:
-            params = yield from sample(self._adapted, config=config)
-            meta["init_sha"] = self.model.init_sha
+        meta |= provenance(self.model)
+        params = yield from generate_params(self._adapted, config)
         previews = []
         for i in range(config.n):
             inr = INR.from_batch(self.model.spec, params, i, dict(meta, index=i))

@@ -11,7 +11,7 @@ contact sheets, ``data info``) works on it unchanged:
     shards/, index.jsonl, stats       every item's complete INR (``SharedBase.full_params``)
 
 Source items get the codes learned with the base; held-out items are fitted into the finished
-base with their code alone, as a user's meshes are.
+base with their code alone, one class together, as a user's shots are.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from engine.fit.meshes import MeshFitConfig, normalise_mesh, sample_occupancy
 from engine.progress import Progress, ProgressGen, relay
 from engine.spec import INRSpec
 from engine.weightspace.structured import (
-    BaseConfig, CodeFitConfig, SharedBase, code_iou, fit_codes, load_base, save_base, train_base,
+    BaseConfig, CodeFitConfig, SharedBase, code_iou, fit_together, load_base, save_base, train_base,
 )
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,6 @@ class StructuredRecipe:
     samples: MeshFitConfig = STRUCTURED_SAMPLES
     base: BaseConfig = BaseConfig()
     fit: CodeFitConfig = CodeFitConfig()
-    fit_batch: int = 32
     workers: int = 1  # processes that sample meshes (winding numbers are single-threaded)
 
 
@@ -168,21 +167,24 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
     stored = load_file(str(codes_path(paths)))
     codes, fitted = stored["codes"], stored["fitted"]
     position = {int(g): i for i, g in enumerate(samples["plan_index"])}
+    # held-out items, fitted into the base one class at a time, as a user's shots are
+    # (``fit_together``); kept with the source codes, so a resumed build reuses them
+    todo = [g for g in position if not bool(fitted[g])]
+    for cls in sorted({plan[g]["class"] for g in todo}):
+        part = [g for g in todo if plan[g]["class"] == cls]
+        at = torch.tensor([position[g] for g in part])
+        fit_t0 = time.perf_counter()
+        new_codes = yield from relay(fit_together(base, samples["points"][at], samples["labels"][at],
+                                                  recipe.fit), f"fit {cls}")
+        codes[torch.tensor(part)] = new_codes
+        fitted[torch.tensor(part)] = True
+        _save_codes(paths, codes, fitted)
+        log.info("fitted %d held-out %s in %.0f s", len(part), cls, time.perf_counter() - fit_t0)
     for c in chunks:
         if paths.shard(c).exists():
             continue
         chunk_t0 = time.perf_counter()
         rows = [(g, r) for g, r in enumerate(plan) if r["chunk"] == c and g in position]
-        todo = [g for g, _ in rows if not bool(fitted[g])]  # held-out items, fitted into the base
-        for s in range(0, len(todo), recipe.fit_batch):
-            part = todo[s:s + recipe.fit_batch]
-            at = torch.tensor([position[g] for g in part])
-            new_codes = yield from relay(fit_codes(base, samples["points"][at], samples["labels"][at], recipe.fit),
-                                         f"fit chunk {c + 1}/{len(chunks)}")
-            codes[torch.tensor(part)] = new_codes
-            fitted[torch.tensor(part)] = True
-        if todo:  # held-out codes are kept with the source ones, so a resumed build reuses them
-            _save_codes(paths, codes, fitted)
         if rows:
             at = torch.tensor([position[g] for g, _ in rows])
             chunk_codes = codes[torch.tensor([g for g, _ in rows])]

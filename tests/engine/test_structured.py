@@ -16,7 +16,7 @@ from engine.functional import forward
 from engine.progress import drive
 from engine.spec import HD_OCCUPANCY, INRSpec
 from engine.weightspace.structured import (
-    BaseConfig, CodeFitConfig, SharedBase, code_iou, fit_codes, load_base, save_base, train_base,
+    BaseConfig, CodeFitConfig, SharedBase, code_iou, fit_codes, fit_together, load_base, save_base, train_base,
 )
 
 SMALL = INRSpec(name="small-occupancy", in_dim=3, hidden=(32, 32), activation="relu", posenc_freqs=2,
@@ -72,6 +72,14 @@ def test_a_tiny_base_learns_its_shapes_and_new_shapes_fit_into_it_by_their_code_
     assert all(torch.equal(v, base.state()[k]) for k, v in frozen.items())
     assert float(code_iou(base, z, new_ev, new_evl)[0]) > float(code_iou(base, torch.zeros_like(z), new_ev, new_evl)[0])
     assert float(code_iou(base, z, new_ev, new_evl)[0]) > 0.8
+    # shapes of one kind fitted together end nearer each other than fitted alone, as well fitted
+    two_pts, two_lab, two_ev, two_evl = _samples([trimesh.creation.box((0.5, 0.45, 0.5)),
+                                                  trimesh.creation.box((0.55, 0.4, 0.45))])
+    cfg = CodeFitConfig(steps=150, points_per_shape=512)
+    alone = drive(fit_codes(base, two_pts, two_lab, cfg))
+    together = drive(fit_together(base, two_pts, two_lab, cfg))
+    assert (together[0] - together[1]).norm() < (alone[0] - alone[1]).norm()
+    assert code_iou(base, together, two_ev, two_evl).min() > 0.8
 
 
 def test_process_skip_is_the_wiener_filter_and_ddim_ends_at_the_prediction():

@@ -1,0 +1,97 @@
+"""Shipped models, rebuilt from nothing: ``equigen recipe NAME --out DIR``.
+
+A recipe is the data of every stage that makes a bundled model: the corpus (built from the
+project's procedural generators, nothing downloaded), the encoder's pre-training, the
+generator's training, and how the file is packed. Each stage resumes where it stopped (the
+corpus build, the pre-training and the training all checkpoint), so running the same command
+again after an interruption finishes the job.
+
+    DIR/corpus/             the structured corpus (samples, shared network, codes, INRs)
+    DIR/encoder.safetensors E_φ over complete INRs
+    DIR/generator.safetensors   the full-precision trained model
+    DIR/NAME.safetensors    the packed model (float16 networks), what resources/models/ holds
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from engine.data.build import BuildConfig
+from engine.data.store import read_manifest
+from engine.diffusion.code_model import load_code_model, save_code_model
+from engine.diffusion.code_train import CodeTrainConfig, train_codes
+from engine.encoder.model import load_encoder
+from engine.encoder.pretrain import PretrainConfig, pretrain
+from engine.errors import InputError
+from engine.progress import Progress, ProgressGen, relay
+from engine.weightspace.corpus import StructuredRecipe, build_structured_corpus, load_structured
+from engine.weightspace.structured import BaseConfig
+
+
+@dataclass(frozen=True)
+class ModelRecipe:
+    """Every setting that decides a bundled structured 3D model."""
+
+    name: str
+    corpus: BuildConfig
+    structured: StructuredRecipe
+    pretrain: PretrainConfig
+    train: CodeTrainConfig
+
+
+RECIPES = {
+    "shapes-3d": ModelRecipe(
+        name="shapes-3d",
+        corpus=BuildConfig(kind="shapes3d", count=170, init_mode="structured"),
+        structured=StructuredRecipe(workers=2, base=BaseConfig(steps=15_000)),
+        pretrain=PretrainConfig(epochs=8, batch_size=32),
+        train=CodeTrainConfig(),
+    ),
+}
+
+
+def recipe_named(name: str) -> ModelRecipe:
+    if name not in RECIPES:
+        raise InputError(f"unknown recipe {name!r}; choose from {', '.join(RECIPES)}")
+    return RECIPES[name]
+
+
+def run_recipe(recipe: ModelRecipe, out: str | Path) -> ProgressGen[dict]:
+    """Make ``recipe``'s model in ``out`` (resuming); returns the stages' wall seconds and the
+    packed file's path and size."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    corpus, encoder_path = out / "corpus", out / "encoder.safetensors"
+    full, packed = out / "generator.safetensors", out / f"{recipe.name}.safetensors"
+    seconds: dict[str, float] = {}
+
+    t = time.perf_counter()
+    yield from relay(build_structured_corpus(recipe.corpus, corpus, recipe.structured), "corpus")
+    seconds["corpus"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if not encoder_path.exists():
+        yield from relay(pretrain(corpus, encoder_path, recipe.pretrain), "encoder")
+    seconds["encoder"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    if not full.exists():
+        base, codes, _ = load_structured(corpus)
+        encoder, _ = load_encoder(encoder_path)
+        manifest = read_manifest(corpus)
+        meta = {"classes": {"source": manifest["source_classes"], "target": manifest["target_classes"]},
+                "corpus": corpus.name, "corpus_kind": manifest["kind"], "encoder_file": encoder_path.name,
+                "recipe": recipe.name}
+        yield from relay(train_codes(base, codes, full, encoder, recipe.train, meta, data_id=str(corpus.resolve())),
+                         "generator")
+    seconds["generator"] = time.perf_counter() - t
+
+    model = load_code_model(full)
+    if model.meta.get("train", {}).get("stopped_by_time_limit"):
+        raise InputError(f"{full}: its training stopped early; run the recipe again to finish it")
+    save_code_model(packed, model, half=True)
+    yield Progress("recipe", 1, 1, f"wrote {packed}")
+    return {"recipe": recipe.name, "model": str(packed), "megabytes": round(packed.stat().st_size / 1e6, 2),
+            "seconds": {k: round(v, 1) for k, v in seconds.items()}}

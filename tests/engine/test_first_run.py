@@ -1,0 +1,43 @@
+"""A new user's first 3D run: the bundled model and example pack, adapted, 16 meshes exported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import trimesh
+
+from engine.diffusion.code_model import CodeDiffusion
+from engine.diffusion.generate import GenerateConfig
+from engine.diffusion.session import GenerationSession
+from engine.progress import drive
+from engine.session import export_previews, open_files
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL_3D = ROOT / "resources" / "models" / "shapes-3d.safetensors"
+PACK = ROOT / "resources" / "examples" / "mugs"
+
+
+def test_the_example_pack_holds_ten_shots_as_meshes_and_as_inr_files():
+    meshes, inrs = sorted(PACK.glob("*.obj")), sorted(PACK.glob("*.safetensors"))
+    assert len(meshes) == 10 and len(inrs) == 10
+    assert [p.stem for p in meshes] == [p.stem for p in inrs]
+    mesh = trimesh.load(meshes[0], force="mesh")
+    assert mesh.is_watertight and max(mesh.extents) <= 1.0 + 1e-6
+
+
+def test_first_run_bundled_model_and_pack_to_sixteen_watertight_exported_meshes(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "fresh-user-data"))
+    assert sum(p.stat().st_size for p in MODEL_3D.parent.iterdir()) <= 40e6
+    session = GenerationSession(MODEL_3D)
+    assert isinstance(session.model, CodeDiffusion) and session.info.domain == "3d"
+    shots = sorted(PACK.glob("*.safetensors"))
+    opened = drive(open_files(shots, tmp_path / "fresh-user-data" / "fitted"))
+    assert not opened.problems and len(opened.previews) == 10
+    previews = drive(session.generate(shots, GenerateConfig(n=16, seed=0, diversity=0.5)))
+    assert len(previews) == 16 and session.is_adapted_to(shots)
+    written = drive(export_previews(previews, tmp_path / "export", ".obj"))
+    assert len(written) == 16
+    for path in written:
+        again = trimesh.load(path, force="mesh")
+        assert again.is_watertight, path.name
+        assert len(again.faces) > 100
