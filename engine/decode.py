@@ -186,7 +186,10 @@ def grid_to_mesh(volume: np.ndarray, domain: tuple[float, float]) -> trimesh.Tri
     fill = min(float(volume.min()), -1.0)
     padded = np.pad(volume, 1, mode="constant", constant_values=fill)
     step = (domain[1] - domain[0]) / (res - 1)
-    verts, faces, _normals, _ = measure.marching_cubes(padded, level=0.0, spacing=(step,) * 3)
+    # degenerate triangles (vertices merged onto one point) leave edges with one face: a
+    # generated mug reloaded from OBJ was not watertight until they were dropped
+    verts, faces, _normals, _ = measure.marching_cubes(padded, level=0.0, spacing=(step,) * 3,
+                                                       allow_degenerate=False)
     verts = verts - step + domain[0]  # undo the pad's one-voxel shift
     mesh = trimesh.Trimesh(verts, faces, process=False)
     mesh.merge_vertices()
