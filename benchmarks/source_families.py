@@ -23,29 +23,18 @@ import numpy as np
 import torch
 from PIL import Image
 
-from engine.decode import grid_to_mesh, occupancy_grid
 from engine.diffusion.code_model import CodeShots, load_code_model
 from engine.diffusion.code_sample import sample_codes
 from engine.diffusion.generate import GenerateConfig
-from engine.errors import EmptyFieldError
 from engine.metrics.shapes import chamfer_matrix, mmd_cov_1nna, surface_points
 from engine.progress import drive
 from engine.render import MeshRenderer
 from engine.weightspace.corpus import load_structured
+from structured_space import like_source, mesh_of  # this folder's sibling benchmark
 
 
 def meshes_of(base, codes: torch.Tensor, resolution: int) -> list:
-    out = []
-    for c in codes:
-        try:
-            out.append(grid_to_mesh(occupancy_grid(base.spec, base.full_params(c[None]), resolution)[0], base.spec.domain))
-        except EmptyFieldError:
-            out.append(None)
-    return out
-
-
-def like_family(mesh, pieces_allowed: int) -> bool:
-    return mesh is not None and mesh.is_watertight and mesh.body_count <= pieces_allowed
+    return [mesh_of(base, c, resolution) for c in codes]
 
 
 def main() -> None:
@@ -80,8 +69,8 @@ def main() -> None:
         gen = mmd_cov_1nna(chamfer_matrix(s_pts, rest), chamfer_matrix(s_pts, s_pts), rr)
         real = mmd_cov_1nna(chamfer_matrix(probe, rest), chamfer_matrix(probe, probe), rr)
         report["families"][fam] = {
-            "like_family": float(np.mean([like_family(m, pieces) for m in samples])),
-            "reals_like_family": float(np.mean([like_family(m, pieces) for m in reals])),
+            "like_family": float(np.mean([like_source(m, pieces) for m in samples])),
+            "reals_like_family": float(np.mean([like_source(m, pieces) for m in reals])),
             "mmd": gen["mmd"], "mmd_real": real["mmd"], "cov": gen["cov"], "cov_real": real["cov"]}
         print(fam, report["families"][fam], flush=True)
         blank = np.zeros((args.tile, args.tile, 3), np.uint8)
