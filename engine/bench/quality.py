@@ -13,7 +13,9 @@ of the reference.
 2D metrics on the harness' feature network (``metrics.feature_net``): FID, k-NN precision and
 recall, class consistency, relative diversity and the near-copy rate (``metrics.novelty``).
 3D (``metrics.shapes``): Chamfer MMD, COV and 1-NNA on 2048 normalised surface points, the
-near-copy rate by Chamfer distance, and the share of samples that decode to one watertight mesh.
+near-copy rate by Chamfer distance, the share of samples that decode to one watertight mesh, and
+the share that decode like their family: watertight with no more pieces than the family's items
+typically have (the median over its decoded items; a lamp's shade and base are two by design).
 Every figure is reported as mean ± std over the repeats of its mean over the target classes.
 """
 
@@ -82,6 +84,8 @@ class _ClassData:
     points: np.ndarray | None = None  # 3D: (N, 2048, 3)
     real_dist: np.ndarray | None = None  # (N, N) feature or Chamfer distances
     renders: list | None = None  # tiles for the report's grids
+    pieces: int = 1  # 3D: the typical number of connected pieces of the family's meshes
+    like_family: np.ndarray | None = None  # 3D: (N,) whether each item's own mesh is like its family
 
 
 Model = WeightDiffusion | CodeDiffusion
@@ -171,6 +175,11 @@ def _decode_meshes(spec: INRSpec, params: Params, resolution: int) -> list:
     return meshes
 
 
+def _like_family(mesh, pieces: int) -> bool:
+    """Watertight and in no more connected pieces than the family's meshes typically have."""
+    return mesh is not None and mesh.is_watertight and mesh.body_count <= pieces
+
+
 def _seed(config: QualityConfig, class_index: int, repeat: int) -> int:
     return config.seed * 1_000_003 + class_index * 1009 + repeat
 
@@ -227,6 +236,8 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
             cd.real_dist = chamfer_matrix(cd.points, cd.points)
             yield Progress(f"chamfer {name}", 1, 1)
             cd.renders = meshes
+            cd.pieces = int(np.median([m.body_count for m in meshes if m is not None] or [1]))
+            cd.like_family = np.array([_like_family(m, cd.pieces) for m in meshes])
         class_data.append(cd)
 
     runs, grids = [], {}
@@ -315,7 +326,7 @@ class _RunContext:
             return self._image_metrics(cd.feats[probe_idx], cd.preds[probe_idx], probe_to_shots)
         return self._shape_metrics(cd.real_dist[np.ix_(probe_idx, self.ref_idx)],
                                    cd.real_dist[np.ix_(probe_idx, probe_idx)], probe_to_shots,
-                                   watertight=None)
+                                   watertight=None, like_family=float(np.mean(cd.like_family[probe_idx])))
 
     def measure(self, spec: INRSpec, params: Params) -> ProgressGen[tuple[dict, list]]:
         cd = self.cd
@@ -329,8 +340,9 @@ class _RunContext:
         to_ref = chamfer_matrix(points, cd.points[self.ref_idx])
         to_self = chamfer_matrix(points, points)
         to_shots = chamfer_matrix(points, cd.points[self.shot_idx])
-        watertight = float(np.mean([m is not None and m.is_watertight and m.body_count == 1 for m in meshes]))
-        return self._shape_metrics(to_ref, to_self, to_shots, watertight), meshes[:8]
+        watertight = float(np.mean([_like_family(m, 1) for m in meshes]))
+        like = float(np.mean([_like_family(m, cd.pieces) for m in meshes]))
+        return self._shape_metrics(to_ref, to_self, to_shots, watertight, like), meshes[:8]
 
     def _image_metrics(self, feats: np.ndarray, preds: np.ndarray, to_shots: np.ndarray) -> dict:
         ref = self.cd.feats[self.ref_idx]
@@ -344,11 +356,12 @@ class _RunContext:
         }
 
     def _shape_metrics(self, to_ref: np.ndarray, to_self: np.ndarray, to_shots: np.ndarray,
-                       watertight: float | None) -> dict:
+                       watertight: float | None, like_family: float) -> dict:
         ref_ref = self.cd.real_dist[np.ix_(self.ref_idx, self.ref_idx)]
         out = mmd_cov_1nna(to_ref, to_self, ref_ref)
         out["near_copy"] = near_copy_rate(to_shots, self.ref_to_shots)
         out["watertight"] = watertight
+        out["like_family"] = like_family
         return out
 
 

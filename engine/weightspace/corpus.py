@@ -10,8 +10,11 @@ contact sheets, ``data info``) works on it unchanged:
     codes.safetensors                 every item's code, in plan order
     shards/, index.jsonl, stats       every item's complete INR (``SharedBase.full_params``)
 
-Source items get the codes learned with the base; held-out items are fitted into the finished
-base with their code alone, one class together, as a user's shots are.
+The codes learned with the base serve only to learn it: every item, source and held-out, is then
+fitted into the finished base with its code alone, one class together, exactly as a user's shots
+are (``fit_together``). So the generator learns from the same kind of code it is later adapted
+to; the base's own codes are updated ~235 times under the code penalty and end ~2x closer to the
+mean than a 1,000-step fit (docs/EXPERIMENTS.md).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class StructuredRecipe:
     base: BaseConfig = BaseConfig()
     fit: CodeFitConfig = CodeFitConfig()
     workers: int = 1  # processes that sample meshes (winding numbers are single-threaded)
+    refit_source: bool = True  # refit source codes as shots are fitted (False: keep the base's)
 
 
 def samples_path(paths: CorpusPaths, chunk: int) -> Path:
@@ -160,15 +164,18 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
             spec, samples["points"][src], samples["labels"][src], recipe.base, checkpoint=ckpt,
             data_id=f"{paths.root.resolve()}:{len(src)}")
         codes[samples["plan_index"][src]] = src_codes
-        _save_codes(paths, codes, torch.zeros(len(plan), dtype=torch.bool).index_fill_(0, samples["plan_index"][src], True))
+        fitted = torch.zeros(len(plan), dtype=torch.bool)
+        if not recipe.refit_source:
+            fitted.index_fill_(0, samples["plan_index"][src], True)
+        _save_codes(paths, codes, fitted)
         save_base(base_path(paths), base, {"train": summary, "corpus": str(paths.root)})
         ckpt.unlink(missing_ok=True)
     base, _ = load_base(base_path(paths))
     stored = load_file(str(codes_path(paths)))
     codes, fitted = stored["codes"], stored["fitted"]
     position = {int(g): i for i, g in enumerate(samples["plan_index"])}
-    # held-out items, fitted into the base one class at a time, as a user's shots are
-    # (``fit_together``); kept with the source codes, so a resumed build reuses them
+    # items fitted into the base one class at a time, as a user's shots are (``fit_together``);
+    # each class is saved as it finishes, so a resumed build reuses it
     todo = [g for g in position if not bool(fitted[g])]
     for cls in sorted({plan[g]["class"] for g in todo}):
         part = [g for g in todo if plan[g]["class"] == cls]
@@ -179,7 +186,7 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
         codes[torch.tensor(part)] = new_codes
         fitted[torch.tensor(part)] = True
         _save_codes(paths, codes, fitted)
-        log.info("fitted %d held-out %s in %.0f s", len(part), cls, time.perf_counter() - fit_t0)
+        log.info("fitted %d %s in %.0f s", len(part), cls, time.perf_counter() - fit_t0)
     for c in chunks:
         if paths.shard(c).exists():
             continue

@@ -186,9 +186,8 @@ def _cosine(step: int, total: int, lr: float, lr_final: float, warmup: int = 0) 
 def _draw(points: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, n: int,
           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     idx = torch.randint(0, points.shape[1], (len(rows), n), generator=generator)
-    p = torch.gather(points[rows], 1, idx.unsqueeze(-1).expand(-1, -1, 3)).float()
-    y = torch.gather(labels[rows], 1, idx).float()
-    return p, y
+    at = rows[:, None]  # index both dimensions at once: no copy of the drawn shapes' samples
+    return points[at, idx].float(), labels[at, idx].float()
 
 
 class CodeTable(torch.nn.Module):

@@ -151,10 +151,29 @@ def test_bench_quality_3d_reports_chamfer_metrics_and_watertightness(tmp_path, c
     rows = {(e["method"], e["diversity"]): e for e in result["summary"]}
     assert set(rows) == {("real (held-out)", None), ("hyperdiffusion", 0.0), ("shots-noise", 0.0)}
     assert rows[("shots-noise", 0.0)]["near_copy"]["mean"] == 1.0
-    for key in ("mmd", "cov", "1nna", "watertight"):
+    for key in ("mmd", "cov", "1nna", "watertight", "like_family"):
         assert key in rows[("hyperdiffusion", 0.0)]
+    assert 0.0 <= rows[("real (held-out)", None)]["like_family"]["mean"] <= 1.0
     assert "MMD-CD" in (out / "report.md").read_text()
     assert (out / "grids" / "mug.png").exists()
+
+
+def test_like_family_counts_pieces_against_the_family():
+    import trimesh
+
+    from engine.bench.quality import _like_family
+
+    def boxes(n):
+        return trimesh.util.concatenate([trimesh.creation.box((0.1, 0.1, 0.1)).apply_translation((0.3 * i, 0, 0))
+                                         for i in range(n)])
+
+    lamp_like = 2  # a shade over a base: two pieces by design
+    assert _like_family(boxes(2), lamp_like) and _like_family(boxes(1), lamp_like)
+    assert not _like_family(boxes(3), lamp_like)
+    assert not _like_family(boxes(2), 1)  # a mug in two pieces is broken
+    open_box = trimesh.creation.box((0.1, 0.1, 0.1))
+    open_box.update_faces(np.arange(len(open_box.faces)) > 0)
+    assert not _like_family(open_box, lamp_like) and not _like_family(None, lamp_like)
 
 
 def test_chamfer_matrix_equals_brute_force():

@@ -238,6 +238,18 @@ def test_tiny_structured_corpus_to_generated_meshes_through_the_cli(tmp_path, ca
     assert summary["status"] == "complete" and summary["num_inrs"] == 6 and summary["init_mode"] == "structured"
     base, codes, rows = load_structured(corpus)
     assert codes.shape == (4, base.code_dim) and {r["class"] for r in rows} == {"chair", "table"}
+    # source codes are refitted the way shots are (per class, base frozen), not the base's own
+    from engine.data.store import CorpusPaths, read_jsonl
+    from engine.weightspace.corpus import load_samples
+    from engine.weightspace.structured import fit_together
+
+    paths = CorpusPaths(corpus)
+    samples = load_samples(paths, [0])
+    plan = read_jsonl(paths.plan)
+    chairs = [i for i, g in enumerate(samples["plan_index"].tolist()) if plan[g]["class"] == "chair"]
+    at = torch.tensor(chairs)
+    refit = drive(fit_together(base, samples["points"][at], samples["labels"][at], recipe.fit))
+    assert torch.allclose(codes[[i for i, r in enumerate(rows) if r["class"] == "chair"]], refit, atol=1e-5)
     # held-out items are stored as codes too, and their codes are the INRs in the shards
     from engine.data.dataset import INRDataset
 
