@@ -27,6 +27,8 @@ class Progress:
     total: int
     message: str = ""
     metrics: Mapping[str, float] = field(default_factory=dict)
+    # a finished piece of the result (e.g. one decoded sample), so a front end can show it at once
+    payload: Any = field(default=None, compare=False, repr=False)
 
     @property
     def fraction(self) -> float:
@@ -71,6 +73,7 @@ def relay(gen: Generator[Progress, None, R], stage: str | None = None, offset: i
                 total if total is not None else event.total,
                 event.message,
                 event.metrics,
+                event.payload,
             )
     except StopIteration as stop:
         return stop.value

@@ -257,19 +257,58 @@ def open_files(
     return OpenResult(previews, problems)
 
 
+@dataclass(frozen=True)
+class ExportOptions:
+    """How shapes are written: 3D as a mesh at a marching-cubes resolution, 2D as a PNG of a
+    size, and optionally each shape's INR file beside it."""
+
+    mesh_ext: str = ".obj"  # .obj .ply .stl .glb
+    resolution: int = 128  # marching-cubes grid for 3D
+    image_size: int = 256  # pixels for 2D
+    with_inr: bool = False  # also write <name>.safetensors
+
+    def __post_init__(self):
+        mesh_format(f"x{self.mesh_ext}")
+        if not 16 <= self.resolution <= 512:
+            raise InputError(f"mesh resolution {self.resolution} is out of range; choose 16 to 512")
+        if not 8 <= self.image_size <= 4096:
+            raise InputError(f"image size {self.image_size} is out of range; choose 8 to 4096 pixels")
+
+
+def free_stem(folder: Path, stem: str, suffixes: Sequence[str]) -> str:
+    """``stem``, or ``stem-2``, ``stem-3``, ... : the first name under which none of ``suffixes``
+    exists in ``folder`` yet, so an export never overwrites an earlier one."""
+    name, k = stem, 2
+    while any((folder / f"{name}{s}").exists() for s in suffixes):
+        name, k = f"{stem}-{k}", k + 1
+    return name
+
+
+def export_shapes(shapes: Sequence[tuple[str, INR]], folder: str | os.PathLike,
+                  options: ExportOptions = ExportOptions()) -> ProgressGen[list[Path]]:
+    """Write each ``(name, inr)``: 2D as ``name.png``, 3D as ``name<mesh_ext>``, plus
+    ``name.safetensors`` with ``options.with_inr``. Existing files are never replaced: a taken
+    name gets ``-2``, ``-3``, ... Returns the paths written."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for i, (name, inr) in enumerate(shapes):
+        ext = ".png" if inr.spec.in_dim == 2 else options.mesh_ext
+        suffixes = [ext] + ([".safetensors"] if options.with_inr else [])
+        stem = free_stem(folder, Path(name).stem if name.endswith(".safetensors") else name, suffixes)
+        if inr.spec.in_dim == 2:
+            written.append(export_png(render_image(inr, options.image_size), folder / f"{stem}.png"))
+        else:
+            mesh_to_file(inr, folder / f"{stem}{ext}", options.resolution)
+            written.append(folder / f"{stem}{ext}")
+        if options.with_inr:
+            written.append(save_inr(folder / f"{stem}.safetensors", inr))
+        yield Progress("export", i + 1, len(shapes), f"wrote {written[-1].name}")
+    return written
+
+
 def export_previews(previews: Sequence[Preview], folder: str | os.PathLike, mesh_ext: str = ".obj",
                     image_size: int = 256, resolution: int = 128) -> ProgressGen[list[Path]]:
-    """Write each 2D INR as PNG and each 3D INR as a mesh (``mesh_ext``: .obj .ply .stl .glb)."""
-    folder = Path(folder)
-    mesh_format(f"x{mesh_ext}")
-    written: list[Path] = []
-    for i, pv in enumerate(previews):
-        stem = Path(pv.path).stem
-        if pv.inr.spec.in_dim == 2:
-            written.append(export_png(render_image(pv.inr, image_size), folder / f"{stem}.png"))
-        else:
-            out = folder / f"{stem}{mesh_ext}"
-            mesh_to_file(pv.inr, out, resolution)
-            written.append(out)
-        yield Progress("export", i + 1, len(previews), f"wrote {written[-1].name}")
-    return written
+    """``export_shapes`` of previews, each named after its file."""
+    options = ExportOptions(mesh_ext=mesh_ext, resolution=resolution, image_size=image_size)
+    return (yield from export_shapes([(Path(pv.path).stem, pv.inr) for pv in previews], folder, options))

@@ -1,14 +1,16 @@
-"""Application start-up: the QApplication, the main window and the bundled examples."""
+"""Application start-up: logging, the QApplication, the main window and the bundled examples."""
 
 from __future__ import annotations
 
 import logging
+import logging.handlers
 import sys
+import tempfile
 from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
-from equigen_app.main_window import MainWindow
+from equigen_app.main_window import APP_NAME, MainWindow, log_file
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "resources" / "examples"
 
@@ -18,40 +20,63 @@ def bundled_examples() -> list[Path]:
     return sorted(EXAMPLES_DIR.glob("*.safetensors"))
 
 
-def run(argv: list[str] | None = None) -> int:
-    """Start the studio; files on the command line are opened, otherwise the bundled examples.
+def setup_logging(path: Path | None = None) -> Path:
+    """Log INFO and up to stderr and to a rotating file in the user log dir; returns its path."""
+    path = path or log_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not any(isinstance(h, logging.handlers.RotatingFileHandler) for h in root.handlers):
+        file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=2, encoding="utf-8")
+        file_handler.setFormatter(fmt)
+        root.addHandler(file_handler)
+    if not any(type(h) is logging.StreamHandler for h in root.handlers):
+        stream = logging.StreamHandler()
+        stream.setFormatter(fmt)
+        root.addHandler(stream)
+    return path
 
-    ``--self-test`` opens them and, when a model is bundled, generates four shapes from the
-    shots of its kind; it quits with status 0 only if every file showed and the generation
-    worked. CI uses it to prove the installed app works on its default content.
+
+def run(argv: list[str] | None = None) -> int:
+    """Start the studio on the last session; files on the command line are added as references,
+    and a first session starts with the bundled examples.
+
+    ``--self-test`` starts a fresh session in a temporary data dir, opens the bundled examples
+    and, when a model is bundled, generates four shapes from the references of its kind; it
+    quits with status 0 only if every file showed and the generation worked. CI uses it to prove
+    the installed app works on its default content.
     """
     argv = list(sys.argv if argv is None else argv)
     self_test = "--self-test" in argv
     files = [a for a in argv[1:] if a != "--self-test"]
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    setup_logging()
     app = QApplication.instance() or QApplication(argv[:1])
-    app.setApplicationName("EquiGen Studio")
-    window = MainWindow()
+    app.setApplicationName(APP_NAME)
+    data_dir = tempfile.mkdtemp(prefix="equigen-self-test-") if self_test else None
+    window = MainWindow(data_dir=data_dir)
     window.show()
-    files = files or [str(p) for p in bundled_examples()]
+    if not files and len(window.state.references) == 0 and len(window.state.results) == 0:
+        files = [str(p) for p in bundled_examples()]
     if self_test:
         stage = {"opened": False}
 
         def report() -> None:
+            shown = len(window.state.references)
             if not stage["opened"]:
                 stage["opened"] = True
-                ok = window.model.rowCount() == len(files) and not window.last_problems
-                print(f"self-test: {window.model.rowCount()} of {len(files)} shapes shown; "
+                ok = shown == len(files) and not window.last_problems
+                print(f"self-test: {shown} of {len(files)} shapes shown; "
                       f"problems: {window.last_problems or 'none'}")
-                if ok and window.session is not None:
+                if ok and window.generator is not None:
                     window.panel.count.setValue(4)
-                    window.generate()  # adapt the bundled model to the shots of its kind, sample 4
+                    window.generate()  # adapt the bundled model to the references of its kind, sample 4
                     if window.busy:
                         return
-                app.exit(0 if ok and window.session is None else 1)
+                app.exit(0 if ok and window.generator is None else 1)
                 return
-            made = window.generated.rowCount()
-            print(f"self-test: generated {made} of 4 with {window.session.model_path.name}; "
+            made = len(window.state.results)
+            print(f"self-test: generated {made} of 4 with {window.generator.model_path.name}; "
                   f"problems: {window.last_problems or 'none'}")
             app.exit(0 if made == 4 and not window.last_problems else 1)
 

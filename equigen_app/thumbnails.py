@@ -1,14 +1,19 @@
 """Thumbnails: 2D INRs from their decoded image, 3D ones from one shared off-screen plotter.
 
 Called on the GUI thread only (VTK is not thread-safe); mesh extraction happens before, in the
-worker.
+worker. Thumbnails are rendered at the screen's device pixel ratio, so they stay sharp on HiDPI
+screens, and saved as PNGs by the caller, so a reopened session shows without re-rendering.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QImage, QPixmap
 
+from engine.atomic import atomic_path
 from engine.session import Preview
 
 THUMB_SIZE = 128
@@ -26,24 +31,61 @@ def array_to_pixmap(a: np.ndarray) -> QPixmap:
 
 
 class Thumbnailer:
-    def __init__(self, size: int = THUMB_SIZE):
+    """``pixmap(preview)`` at ``size`` logical pixels × the device pixel ratio."""
+
+    def __init__(self, size: int = THUMB_SIZE, device_pixel_ratio: float = 1.0):
         self.size = size
-        self._renderer = None
+        self.ratio = max(1.0, float(device_pixel_ratio))
+        self._renderers: dict[int, object] = {}
+
+    @property
+    def pixels(self) -> int:
+        return round(self.size * self.ratio)
+
+    def _renderer(self, pixels: int):
+        if pixels not in self._renderers:
+            from engine.render import MeshRenderer
+
+            self._renderers[pixels] = MeshRenderer(pixels)
+        return self._renderers[pixels]
 
     def pixmap(self, preview: Preview) -> QPixmap:
         if preview.image is not None:
-            return array_to_pixmap(preview.image)
-        if preview.mesh is None:
-            pm = QPixmap(self.size, self.size)
-            pm.fill(QColor(40, 40, 44))
+            pm = array_to_pixmap(preview.image).scaled(
+                self.pixels, self.pixels, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
+        elif preview.mesh is None:
+            pm = self.blank()
             return pm
-        if self._renderer is None:
-            from engine.render import MeshRenderer
+        else:
+            pm = array_to_pixmap(self._renderer(self.pixels).render(preview.mesh))
+        pm.setDevicePixelRatio(self.ratio)
+        return pm
 
-            self._renderer = MeshRenderer(self.size)
-        return array_to_pixmap(self._renderer.render(preview.mesh))
+    def blank(self) -> QPixmap:
+        pm = QPixmap(self.pixels, self.pixels)
+        pm.fill(QColor(40, 40, 44))
+        pm.setDevicePixelRatio(self.ratio)
+        return pm
+
+    def still(self, mesh, pixels: int) -> np.ndarray:
+        """A larger render for the viewer where no interactive 3D view can open."""
+        return self._renderer(int(pixels)).render(mesh)
 
     def close(self) -> None:
-        if self._renderer is not None:
-            self._renderer.close()
-            self._renderer = None
+        for r in self._renderers.values():
+            r.close()
+        self._renderers.clear()
+
+
+def save_pixmap(pixmap: QPixmap, path: Path) -> None:
+    """Write a thumbnail PNG atomically."""
+    with atomic_path(path) as tmp:
+        pixmap.save(str(tmp), "PNG")
+
+
+def load_pixmap(path: Path, ratio: float) -> QPixmap | None:
+    pm = QPixmap(str(path))
+    if pm.isNull():
+        return None
+    pm.setDevicePixelRatio(ratio)
+    return pm

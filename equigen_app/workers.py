@@ -21,7 +21,10 @@ def user_message(error: BaseException) -> str:
     if isinstance(error, EquigenError):
         return str(error)
     log.error("internal error in a background task", exc_info=error)
-    return f"internal error ({type(error).__name__}: {error}); the log has the details"
+    from equigen_app.main_window import log_file
+
+    return (f"internal error ({type(error).__name__}: {error}); please report it with the log, "
+            f"{log_file()}")
 
 
 def start(

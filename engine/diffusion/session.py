@@ -19,7 +19,7 @@ from engine.diffusion.generate import GenerateConfig
 from engine.diffusion.model_file import WeightDiffusion
 from engine.diffusion.pipeline import adapt_recipe_for, adapt_to_files, generate_params, load_generator, provenance
 from engine.inr_io import INR
-from engine.progress import ProgressGen
+from engine.progress import Progress, ProgressGen
 from engine.session import Preview, preview
 
 
@@ -30,11 +30,22 @@ class ModelInfo:
     spec: str
     domain: str  # "2d" or "3d"
     target_classes: tuple[str, ...]
+    source_classes: tuple[str, ...] = ()
+    recipe: str = ""  # one line: how it was trained
 
 
 def describe_model(model: WeightDiffusion | CodeDiffusion, path: str | os.PathLike) -> ModelInfo:
-    classes = tuple(model.meta.get("classes", {}).get("target", ()))
-    return ModelInfo(str(path), model.method, model.spec.name, "2d" if model.spec.in_dim == 2 else "3d", classes)
+    classes = model.meta.get("classes", {})
+    train = model.meta.get("train", {})
+    steps = train.get("steps") or train.get("recipe", {}).get("steps")
+    shapes = train.get("source_codes") or train.get("source_inrs")
+    recipe = ", ".join(x for x in (
+        "structured 3D space" if isinstance(model, CodeDiffusion) else "raw weights",
+        f"{steps:,} training steps" if steps else "",
+        f"{shapes:,} source shapes" if shapes else "",
+        f"corpus {model.meta['corpus']}" if model.meta.get("corpus") else "") if x)
+    return ModelInfo(str(path), model.method, model.spec.name, "2d" if model.spec.in_dim == 2 else "3d",
+                     tuple(classes.get("target", ())), tuple(classes.get("source", ())), recipe)
 
 
 class GenerationSession:
@@ -57,18 +68,25 @@ class GenerationSession:
     def is_adapted_to(self, shot_paths: list[str | os.PathLike]) -> bool:
         return self._adapted is not None and self._key == self._shots_key(shot_paths)
 
+    def adapt(self, shot_paths: list[str | os.PathLike]) -> ProgressGen[bool]:
+        """Adapt to ``shot_paths`` unless already adapted to them; True when it adapted."""
+        key = self._shots_key(shot_paths)
+        if self._adapted is not None and self._key == key:
+            return False
+        self._adapted = yield from adapt_to_files(self.model, shot_paths, self.adapt_config)
+        self._key = key
+        return True
+
     def generate(self, shot_paths: list[str | os.PathLike], config: GenerateConfig,
                  thumbnail_resolution: int = 64) -> ProgressGen[list[Preview]]:
         """Adapt to ``shot_paths`` unless already adapted to them, then sample ``config.n`` INRs.
 
         Returns previews named ``generated-s<seed>-<i>`` (2D: their image; 3D: a coarse mesh for
-        the thumbnail; export re-extracts at full resolution). Cancelling keeps the last
+        the thumbnail; export re-extracts at full resolution); each is also yielded as it is
+        decoded (stage ``"decode"``, the preview as ``payload``). Cancelling keeps the last
         finished adaptation.
         """
-        key = self._shots_key(shot_paths)
-        if self._adapted is None or self._key != key:
-            self._adapted = yield from adapt_to_files(self.model, shot_paths, self.adapt_config)
-            self._key = key
+        yield from self.adapt(shot_paths)
         meta = {"generated_by": config.method, "model": self.model_path.name, "seed": config.seed,
                 "diversity": config.diversity, "shots": [Path(p).name for p in shot_paths]}
         meta |= provenance(self.model)
@@ -78,4 +96,5 @@ class GenerationSession:
             inr = INR.from_batch(self.model.spec, params, i, dict(meta, index=i))
             previews.append(preview(f"generated-s{config.seed}-{i:03d}.safetensors", inr,
                                     mesh_resolution=thumbnail_resolution))
+            yield Progress("decode", i + 1, config.n, f"decoded {i + 1} of {config.n}", payload=previews[-1])
         return previews

@@ -1,4 +1,5 @@
-"""The studio driven as a user would: open the bundled examples, drop files, export, cancel."""
+"""The studio driven as a user would: open the bundled examples, drop files, curate, undo,
+generate, export, reopen the session, cancel."""
 
 from __future__ import annotations
 
@@ -6,16 +7,19 @@ import numpy as np
 import pytest
 import trimesh
 from PIL import Image
-from PySide6.QtCore import QItemSelectionModel, QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
+from PySide6.QtWidgets import QListView, QProgressBar, QPushButton, QSlider, QSpinBox
 
+from engine.inr_io import load_inr
+from engine.session import ExportOptions
 from equigen_app.app import bundled_examples
 from equigen_app.main_window import MainWindow
 
 
 @pytest.fixture
 def window(qtbot, tmp_path):
-    w = MainWindow(fit_dir=tmp_path / "fitted")
+    w = MainWindow(data_dir=tmp_path / "data")
     qtbot.addWidget(w)
     w.show()
     yield w
@@ -28,63 +32,116 @@ def _wait(qtbot, w, timeout=60_000):
     qtbot.waitUntil(lambda: not w.busy, timeout=timeout)
 
 
-def test_bundled_examples_open_with_real_thumbnails(qtbot, window):
+def _drop(target, paths=(), urls=()):
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths] + [QUrl(u) for u in urls])
+    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
+                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    target.dropEvent(event)
+
+
+def _names(w, list_name="references"):
+    return [s.name for s in w.state.list(list_name)]
+
+
+def test_every_control_has_its_stable_name(window):
+    for cls, name in ((QListView, "referencesView"), (QListView, "galleryView"), (QPushButton, "adaptButton"),
+                      (QPushButton, "generateButton"), (QPushButton, "cancelButton"), (QPushButton, "exportButton"),
+                      (QPushButton, "addReferencesButton"), (QSpinBox, "countSpin"), (QSpinBox, "seedSpin"),
+                      (QSlider, "diversitySlider"), (QProgressBar, "progressBar")):
+        assert window.findChild(cls, name) is not None, name
+    assert window.findChild(object, "modelCombo") is not None and window.findChild(object, "viewer") is not None
+    assert "CPU" in window.device_label.text() or "GPU" in window.device_label.text()
+
+
+def test_bundled_examples_open_with_real_thumbnails_and_show_large(qtbot, window):
     examples = bundled_examples()
     assert len(examples) >= 10
     window.open_paths(examples)
     _wait(qtbot, window)
-    assert window.model.rowCount() == len(examples)
-    assert not window.last_problems
-    dims = set()
-    for row in range(window.model.rowCount()):
-        pv = window.model.preview(row)
-        dims.add(pv.inr.spec.in_dim)
-        pixmap = window.model.index(row).data(Qt.ItemDataRole.DecorationRole)
-        img = pixmap.toImage()
-        values = [img.pixelColor(x, y).lightness() for x in range(0, img.width(), 8)
-                  for y in range(0, img.height(), 8)]
+    assert len(window.state.references) == len(examples) and not window.last_problems
+    model = window.references_model
+    for row in range(model.rowCount()):
+        img = model.index(row).data(Qt.ItemDataRole.DecorationRole).toImage()
+        values = [img.pixelColor(x, y).lightness() for x in range(0, img.width(), 8) for y in range(0, img.height(), 8)]
         assert np.std(values) > 10, f"row {row} thumbnail is blank"
-    assert dims == {2, 3}
+    assert {s.dim for s in window.state.references} == {2, 3}
     assert not window.placeholder.isVisible()
+    glyph = _names(window).index("glyph_2")
+    window.select("references", [glyph])
+    assert window.viewer.kind == "image"
+    mesh = _names(window).index("shape_mug")
+    window.select("references", [mesh])
+    assert window.viewer.kind == "mesh"
 
 
-def test_dropping_files_fits_them_and_reports_bad_ones(qtbot, window, tmp_path, fashion):
+def test_dropped_files_fit_bad_ones_and_web_urls_are_told(qtbot, window, tmp_path, fashion):
     Image.fromarray((fashion[5] * 255).astype(np.uint8)).save(tmp_path / "shoe.png")
     trimesh.creation.icosphere(2).export(tmp_path / "ball.stl")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG but not really")
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / n)) for n in ("shoe.png", "ball.stl", "broken.png")])
-    event = QDropEvent(QPointF(10, 10), Qt.DropAction.CopyAction, mime,
-                       Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
-    window.dropEvent(event)
+    _drop(window.references_view, [tmp_path / n for n in ("shoe.png", "ball.stl", "broken.png")],
+          ["https://example.com/cat.png"])
+    assert "web addresses" in window.last_problems[-1]
     assert window.busy
     _wait(qtbot, window)
-    names = {window.model.index(r).data() for r in range(window.model.rowCount())}
-    assert names == {"shoe", "ball"}
-    assert (tmp_path / "fitted" / "shoe.safetensors").exists()
-    assert len(window.last_problems) == 1 and "broken.png" in window.last_problems[0]
-    assert "Traceback" not in window.last_problems[0]
+    assert sorted(_names(window)) == ["ball", "shoe"]
+    assert len(window.last_problems) == 2 and "broken.png" in window.last_problems[-1]
+    assert "Traceback" not in window.last_problems[-1]
 
 
-def test_export_selected_writes_png_and_meshes(qtbot, window, tmp_path):
-    examples = bundled_examples()
-    picks = [p for p in examples if p.stem in ("glyph_2", "shape_mug")]
+def test_same_name_from_two_folders_keeps_both(qtbot, window, tmp_path, fashion):
+    for i, folder in enumerate(("a", "b")):
+        (tmp_path / folder).mkdir()
+        Image.fromarray((fashion[i] * 255).astype(np.uint8)).save(tmp_path / folder / "item.png")
+        window.open_paths([tmp_path / folder / "item.png"])
+        _wait(qtbot, window)
+    assert _names(window) == ["item", "item 2"]
+    a, b = (load_inr(window.state.path_of(s)) for s in window.state.references)
+    assert not all(np.array_equal(a.params[k], b.params[k]) for k in a.params)
+
+
+def test_remove_undo_redo_and_the_session_survives_reopening(qtbot, window, tmp_path):
+    picks = [p for p in bundled_examples() if p.stem in ("glyph_2", "glyph_9", "glyph_A")]
     window.open_paths(picks)
     _wait(qtbot, window)
-    sel = window.view.selectionModel()
-    for r in range(window.model.rowCount()):
-        sel.select(window.model.index(r), QItemSelectionModel.SelectionFlag.Select)
-    out = tmp_path / "export"
-    window.export_selected(out, ".ply")
+    window.select("references", [1])
+    window.delete_action.trigger()
+    assert _names(window) == ["glyph_2", "glyph_A"]
+    window.undo_action.trigger()
+    assert _names(window) == ["glyph_2", "glyph_9", "glyph_A"]
+    window.redo_action.trigger()
+    assert _names(window) == ["glyph_2", "glyph_A"]
+    window.panel.seed.setValue(7)
+    # no close, no save: a killed app reopens where it was
+    again = MainWindow(data_dir=tmp_path / "data")
+    qtbot.addWidget(again)
+    assert again.state.folder == window.state.folder
+    assert _names(again) == ["glyph_2", "glyph_A"] and again.panel.seed.value() == 7
+    again.new_session()
+    assert _names(again) == [] and again.state.folder != window.state.folder
+    assert window.state.folder in again.library.recent()
+
+
+def test_export_writes_meshes_images_and_inrs_and_never_overwrites(qtbot, window, tmp_path):
+    picks = [p for p in bundled_examples() if p.stem in ("glyph_2", "shape_mug")]
+    window.open_paths(picks)
     _wait(qtbot, window)
-    assert sorted(p.name for p in out.iterdir()) == ["glyph_2.png", "shape_mug.ply"]
-    mesh = trimesh.load(out / "shape_mug.ply", force="mesh")
-    assert mesh.is_watertight and len(mesh.faces) > 1000
-    assert Image.open(out / "glyph_2.png").size == (256, 256)
+    out = tmp_path / "export"
+    shapes = list(window.state.references)
+    options = ExportOptions(mesh_ext=".ply", resolution=96, image_size=64, with_inr=True)
+    window.export(shapes, out, options)
+    _wait(qtbot, window)
+    window.export(shapes, out, options)
+    _wait(qtbot, window)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "glyph_2-2.png", "glyph_2-2.safetensors", "glyph_2.png", "glyph_2.safetensors",
+        "shape_mug-2.ply", "shape_mug-2.safetensors", "shape_mug.ply", "shape_mug.safetensors"]
+    assert trimesh.load(out / "shape_mug.ply", force="mesh").is_watertight
+    assert Image.open(out / "glyph_2.png").size == (64, 64)
 
 
 def test_export_without_selection_says_what_to_do(window):
-    window.export_selected("/nonexistent")
+    window.export_button.click()
     assert "select one or more shapes" in window.last_problems[-1]
 
 
@@ -94,49 +151,63 @@ def test_cancel_stops_fitting_and_adds_nothing(qtbot, window, tmp_path, fashion)
         p = tmp_path / f"img{i}.png"
         Image.fromarray((fashion[i] * 255).astype(np.uint8)).save(p)
         paths.append(p)
-    # Meshes take seconds each, so the cancel lands mid-fit.
-    for i in range(3):
+    for i in range(3):  # meshes take seconds each, so the cancel lands mid-fit
         trimesh.creation.capsule(0.4 + 0.1 * i, 0.2).export(tmp_path / f"cap{i}.obj")
         paths.append(tmp_path / f"cap{i}.obj")
     window.open_paths(paths)
     with qtbot.waitSignal(window._worker.yielded, timeout=30_000):
         pass
-    window.cancel()
+    window.cancel_button.click()
     _wait(qtbot, window)
-    assert window.model.rowCount() == 0
-    assert not window.last_problems
+    assert len(window.state.references) == 0 and not window.last_problems
 
 
-def test_generate_from_dropped_shots_then_export_generated(qtbot, window, tiny2d, tmp_path):
+def test_generate_progressively_more_like_this_then_export(qtbot, window, tiny2d, tmp_path):
     assert window.load_model(tiny2d["model"])
     methods = [window.panel.method_box.itemData(i) for i in range(window.panel.method_box.count())]
     assert methods == ["equigen", "equigen-no-perturb", "shots-noise"]
-    window.generate()  # no shots yet: a message, no work
-    assert not window.busy and "drop 1 to 20 examples" in window.last_problems[-1]
+    window.panel.generate_button.click()  # no references yet: a message, no work
+    assert not window.busy and "References first" in window.last_problems[-1]
     window.open_paths(tiny2d["shots"][:3])
     _wait(qtbot, window)
     window.panel.count.setValue(5)
     window.panel.diversity.setValue(80)
-    window.generate()
-    assert window.busy
+    counts = []
+    window.progress.valueChanged.connect(lambda _: counts.append(len(window.state.results)))
+    window.panel.generate_button.click()
+    assert window.busy and not window.panel.generate_button.isEnabled()
     _wait(qtbot, window, timeout=120_000)
-    assert window.generated.rowCount() == 5
-    assert window.session.is_adapted_to([pv.path for pv in window.model.previews()])
-    pixmap = window.generated.index(0).data(Qt.ItemDataRole.DecorationRole)
-    assert not pixmap.isNull() and pixmap.width() > 0
-    window.panel.count.setValue(2)
-    window.generate()  # same shots: sampling only, no new adaptation
+    assert len(window.state.results) == 5 and window.panel.generate_button.isEnabled()
+    assert 0 < min(c for c in counts if c) < 5  # results appeared before the last one was decoded
+    shots = [window.state.path_of(s) for s in window.state.references]
+    assert window.generator.is_adapted_to(shots)
+    window.select("results", [1])
+    window.more_action.trigger()
+    assert len(window.state.references) == 4
+    window.undo_action.trigger()
+    assert len(window.state.references) == 3
+    window.select("results", [0, 2])
+    window.export(window.selected_shapes(), tmp_path / "gen-export", ExportOptions())
     _wait(qtbot, window)
-    assert window.generated.rowCount() == 2
-    sel = window.generated_view.selectionModel()
-    sel.select(window.generated.index(1), QItemSelectionModel.SelectionFlag.Select)
-    out = tmp_path / "gen-export"
-    window.export_selected(out, ".obj")
-    _wait(qtbot, window)
-    assert [p.name for p in out.iterdir()] == ["generated-s0-001.png"]
+    assert sorted(p.name for p in (tmp_path / "gen-export").iterdir()) == [
+        "generated-s0-000.png", "generated-s0-002.png"]
 
 
-def test_a_wrong_model_file_or_wrong_shots_say_what_to_do(qtbot, window, tiny2d, tmp_path):
+def test_cancel_mid_adaptation_keeps_the_window_usable(qtbot, window, tiny2d):
+    assert window.load_model(tiny2d["model"])
+    window.open_paths(tiny2d["shots"][:3])
+    _wait(qtbot, window)
+    window.panel.adapt_button.click()
+    assert window.busy
+    with qtbot.waitSignal(window._worker.yielded, timeout=30_000):
+        pass
+    window.cancel()
+    _wait(qtbot, window)
+    assert not window.last_problems and len(window.state.results) == 0
+    assert window.panel.adapt_button.isEnabled()
+
+
+def test_a_wrong_model_file_or_wrong_references_say_what_to_do(qtbot, window, tiny2d, tmp_path):
     assert not window.load_model(tiny2d["corpus"] / "init.safetensors")
     assert "not an EquiGen model file" in window.last_problems[-1]
     assert window.load_model(tiny2d["model"])
@@ -145,5 +216,5 @@ def test_a_wrong_model_file_or_wrong_shots_say_what_to_do(qtbot, window, tiny2d,
     _wait(qtbot, window)
     window.generate()
     assert not window.busy
-    assert "none of the shots is 2D" in window.last_problems[-1] and "Traceback" not in window.last_problems[-1]
-    assert window.generated.rowCount() == 0
+    assert "none of the references is 2D" in window.last_problems[-1]
+    assert "Traceback" not in window.last_problems[-1] and len(window.state.results) == 0
