@@ -12,6 +12,7 @@ run: install
 
 test: install
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests
+	QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1280x1024x24" $(PY) -m pytest -q tests/app/test_viewer_3d.py
 	QT_QPA_PLATFORM=offscreen .venv/bin/equigen-studio --self-test
 
 bench: install

@@ -63,7 +63,7 @@ def main() -> None:
         out = drive(sample(dataclasses.replace(model, shots=shots), config=config))
         score = agreement(model.spec, out, refs)
         report[name] = round(float(np.median(score)), 3)
-        rows += [(f"{name}", refs), (f"  sampled", out)]
+        rows += [(f"{name}", refs), ("  sampled", out)]
     unit = "IoU" if model.spec.in_dim == 3 else "PSNR dB"
     print(json.dumps({"median_" + unit.replace(" ", "_"): report,
                       "overall": round(float(np.median(list(report.values()))), 3)}))

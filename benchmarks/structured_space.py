@@ -72,7 +72,6 @@ def main() -> None:
                                          if k not in ("image_fit", "mesh_fit")}))
     report: dict = {"corpus": str(paths.root), "resolution": args.resolution, "families": {}}
 
-    by_item = {r["item"]: g for g, r in enumerate(plan)}
     for fam in manifest["target_classes"]:
         q = np.array([r["quality"] for r in index if r["class"] == fam])
         report["families"][fam] = {"heldout_iou_mean": float(q.mean()), "heldout_iou_min": float(q.min()),

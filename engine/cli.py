@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from engine import __version__
-from engine.errors import Cancelled, EquigenError
+from engine.errors import Cancelled, EquigenError, InputError
 from engine.fit.images import ImageFitConfig
 from engine.fit.meshes import MeshFitConfig
 from engine.progress import Progress, drive

@@ -15,7 +15,7 @@ again after an interruption finishes the job.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from engine.data.build import BuildConfig

@@ -13,6 +13,7 @@ import numpy as np
 import trimesh
 
 from engine.errors import EquigenError
+from engine.progress import Progress, ProgressGen
 
 log = logging.getLogger(__name__)
 
@@ -68,3 +69,45 @@ def render_mesh(mesh: trimesh.Trimesh, size: int = 256) -> np.ndarray:
     """One-off render; use MeshRenderer for many."""
     with MeshRenderer(size) as r:
         return r.render(mesh)
+
+
+_HELPER = None  # one helper process that keeps its own plotters (render_meshes_apart)
+_RENDERERS: dict[int, MeshRenderer] = {}  # in the helper: one plotter per size
+
+
+def _render_job(job) -> np.ndarray:
+    mesh, size = job
+    if size not in _RENDERERS:
+        _RENDERERS[size] = MeshRenderer(size)
+    return _RENDERERS[size].render(mesh)
+
+
+def render_meshes_apart(meshes: list[trimesh.Trimesh], size: int) -> ProgressGen[list[np.ndarray]]:
+    """``MeshRenderer(size).render`` of each mesh, in a helper process that keeps its plotter.
+
+    A render window costs ~1 s to open and each shot ~50 ms of the caller's GIL; a window that
+    must never stall (the studio's) has them made in another process. One event per mesh.
+    """
+    global _HELPER
+    if not meshes:
+        return []
+    if _HELPER is None:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+        _HELPER = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context(method))
+    out = []
+    futures = []
+    try:
+        futures = [_HELPER.submit(_render_job, (m, size)) for m in meshes]
+        for i, f in enumerate(futures):
+            out.append(f.result())
+            yield Progress("render", i + 1, len(meshes))
+    except (OSError, RuntimeError) as e:  # includes a broken pool: start afresh next time
+        _HELPER = None
+        raise EquigenError(f"cannot render in a helper process ({str(e).strip().splitlines()[0]})") from None
+    finally:
+        for f in futures:
+            f.cancel()
+    return out

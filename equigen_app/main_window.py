@@ -27,12 +27,13 @@ from engine.diffusion.session import GenerationSession
 from engine.errors import EquigenError
 from engine.inr_io import load_inr
 from engine.progress import Progress
-from engine.session import OpenResult, Preview, export_shapes, open_files, preview
+from engine.session import OpenResult, Preview, export_shapes, preview
 from equigen_app import workers
 from equigen_app.export_dialog import ExportDialog
 from equigen_app.generate_panel import GeneratePanel, bundled_models
 from equigen_app.item_models import ShapeListModel, shape_ids
 from equigen_app.state import SessionLibrary, Shape, StudioState
+from equigen_app.tasks import open_references, with_thumbnails
 from equigen_app.thumbnails import THUMB_SIZE, Thumbnailer, load_pixmap, save_pixmap
 from equigen_app.viewer import Viewer
 
@@ -316,9 +317,9 @@ class MainWindow(QMainWindow):
             self._pixmaps[shape.id] = pm
         return pm
 
-    def _remember_preview(self, shape: Shape, pv: Preview) -> None:
+    def _remember_preview(self, shape: Shape, pv: Preview, thumb=None) -> None:
         self._previews[shape.id] = pv
-        pm = self.thumbnailer.pixmap(pv)
+        pm = self.thumbnailer.pixmap(pv, thumb)
         self._pixmaps[shape.id] = pm
         save_pixmap(pm, self.state.thumb_path(shape))
 
@@ -511,6 +512,9 @@ class MainWindow(QMainWindow):
         self.gallery_model.bind(state.results)
         state.changed.append(self._state_changed)
         self.library.remember(state.folder)
+        if self.generator is not None:
+            self.generator.adapted_file = state.folder / "adapted.safetensors"
+            self.generator.forget_adaptation()
         self.panel.apply(state.settings)
         if state.settings.model and (self.generator is None or str(self.generator.model_path) != state.settings.model):
             if Path(state.settings.model).is_file():
@@ -539,6 +543,7 @@ class MainWindow(QMainWindow):
         except EquigenError as e:
             self.show_problem(str(e))
             return False
+        generator.adapted_file = self.state.folder / "adapted.safetensors"
         self.generator = generator
         info = generator.info
         methods = [m for m in GENERATION_METHODS
@@ -578,14 +583,14 @@ class MainWindow(QMainWindow):
     def open_paths(self, paths) -> None:
         """Open INR files, fit images and meshes, and add them all to the references (background)."""
         incoming = self.state.folder / "incoming" / uuid.uuid4().hex[:8]  # one folder per drop: no name clashes
-        self._run(open_files, [str(p) for p in paths], incoming,
-                  on_result=lambda r: self._opened(r, incoming), label="Opening")
+        self._run(open_references, [str(p) for p in paths], incoming, self.thumbnailer.pixels,
+                  on_result=lambda r: self._opened(*r, incoming), label="Opening")
 
-    def _opened(self, result: OpenResult, incoming: Path) -> None:
+    def _opened(self, result: OpenResult, thumbs: list, incoming: Path) -> None:
         shapes = self.state.add("references", [(Path(pv.path).stem, pv.inr) for pv in result.previews],
                                 text=f"add {len(result.previews)} reference(s)")
-        for shape, pv in zip(shapes, result.previews):
-            self._remember_preview(shape, pv)
+        for shape, pv, thumb in zip(shapes, result.previews, thumbs):
+            self._remember_preview(shape, pv, thumb)
         shutil.rmtree(incoming, ignore_errors=True)
         self.statusBar().showMessage(f"Added {len(shapes)} reference(s)", 5000)
         if result.problems:
@@ -634,7 +639,8 @@ class MainWindow(QMainWindow):
         config = self.panel.config(blend)
         self._save_settings()
         label = "Generating" if self.generator.is_adapted_to(shots) else "Adapting, then generating"
-        self._run(self.generator.generate, shots, config, on_result=self._generated, label=label)
+        self._run(with_thumbnails, self.generator.generate(shots, config), self.thumbnailer.pixels,
+                  on_result=self._generated, label=label)
 
     def blend(self) -> None:
         picks = self._selected(self.references_view)
@@ -657,11 +663,11 @@ class MainWindow(QMainWindow):
     def _generated(self, previews: list[Preview]) -> None:
         self.statusBar().showMessage(f"Generated {len(previews)} shape(s)", 5000)
 
-    def _add_result(self, pv: Preview) -> None:
+    def _add_result(self, pv: Preview, thumb) -> None:
         (shape,) = self.state.add("results", [(Path(pv.path).stem, pv.inr)],
                                   origin=f"{pv.inr.meta.get('generated_by', '')} · seed {pv.inr.meta.get('seed')}",
                                   text="generate")
-        self._remember_preview(shape, pv)
+        self._remember_preview(shape, pv, thumb)
 
     def _export_dialog(self) -> None:
         shapes = self.selected_shapes()
@@ -707,8 +713,8 @@ class MainWindow(QMainWindow):
         self.busy_changed.emit(True)
 
     def _on_progress(self, event: Progress) -> None:
-        if event.payload is not None and isinstance(event.payload, Preview):
-            self._add_result(event.payload)
+        if isinstance(event.payload, tuple) and isinstance(event.payload[0], Preview):
+            self._add_result(*event.payload)
         if event.total > 0:
             now = time.perf_counter()
             start = self._stage_started.setdefault(event.stage, now)

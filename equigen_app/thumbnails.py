@@ -49,8 +49,12 @@ class Thumbnailer:
             self._renderers[pixels] = MeshRenderer(pixels)
         return self._renderers[pixels]
 
-    def pixmap(self, preview: Preview) -> QPixmap:
-        if preview.image is not None:
+    def pixmap(self, preview: Preview, rendered: np.ndarray | None = None) -> QPixmap:
+        """The thumbnail of ``preview``; a 3D one from ``rendered`` (``(px, px, 3)``, made apart
+        with ``render.render_meshes_apart``) when given, else rendered here."""
+        if rendered is not None:
+            pm = array_to_pixmap(rendered)
+        elif preview.image is not None:
             pm = array_to_pixmap(preview.image).scaled(
                 self.pixels, self.pixels, Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.FastTransformation)
         elif preview.mesh is None:

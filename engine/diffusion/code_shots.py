@@ -18,9 +18,9 @@ from engine.decode import extract_mesh
 from engine.diffusion.code_model import CodeDiffusion
 from engine.diffusion.shots import checked_shot_paths
 from engine.errors import EmptyFieldError, InputError
-from engine.fit.meshes import MeshFitConfig, load_mesh, normalise_mesh, sample_occupancy
+from engine.fit.meshes import MeshFitConfig, load_mesh, normalise_mesh, sample_meshes
 from engine.inr_io import INR, load_inr
-from engine.progress import Progress, ProgressGen, relay
+from engine.progress import ProgressGen, relay
 from engine.session import input_kind
 from engine.weightspace.corpus import STRUCTURED_SAMPLES
 from engine.weightspace.structured import CodeFitConfig, SharedBase, code_iou, fit_together
@@ -72,10 +72,8 @@ def load_code_shots(model: CodeDiffusion, paths: list[str | os.PathLike],
             meshes.append((i, normalise_mesh(load_mesh(p))))
     quality = [float("nan")] * len(paths)
     if meshes:
-        drawn = []
-        for j, (_, m) in enumerate(meshes):
-            drawn.append(sample_occupancy(m, base.spec, samples, seed=fit.seed + j))
-            yield Progress("sample shots", j + 1, len(meshes))
+        drawn = yield from sample_meshes([m for _, m in meshes], base.spec, samples,
+                                         [fit.seed + j for j in range(len(meshes))], "sample shots")
         pts = torch.from_numpy(np.stack([s.points for s in drawn]))
         lab = torch.from_numpy(np.stack([s.labels for s in drawn]))
         codes = yield from relay(fit_together(base, pts, lab, fit), "fit shots")

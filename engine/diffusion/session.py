@@ -8,19 +8,24 @@ Used from one worker thread at a time.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.diffusion.adapt import AdaptConfig
-from engine.diffusion.code_model import CodeDiffusion
+from engine.diffusion.code_model import CodeDiffusion, save_code_model
 from engine.diffusion.code_train import CodeAdaptConfig
 from engine.diffusion.generate import GenerateConfig
-from engine.diffusion.model_file import WeightDiffusion
+from engine.diffusion.model_file import WeightDiffusion, save_model
+from engine.errors import EquigenError
 from engine.diffusion.pipeline import adapt_recipe_for, adapt_to_files, generate_params, load_generator, provenance
 from engine.inr_io import INR
 from engine.progress import Progress, ProgressGen
 from engine.session import Preview, preview
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,7 +57,8 @@ class GenerationSession:
     """A loaded model plus the cached adaptation to the current shots. Raw-weight models
     (``model_file.py``) and structured 3D models (``code_model.py``) alike."""
 
-    def __init__(self, model_path: str | os.PathLike, adapt_config: AdaptConfig | CodeAdaptConfig | None = None):
+    def __init__(self, model_path: str | os.PathLike, adapt_config: AdaptConfig | CodeAdaptConfig | None = None,
+                 adapted_file: str | os.PathLike | None = None):
         self.model_path = Path(model_path)
         self.model = load_generator(model_path)
         self.structured = isinstance(self.model, CodeDiffusion)
@@ -60,6 +66,8 @@ class GenerationSession:
         self.adapt_config = adapt_config or adapt_recipe_for(self.model)
         self._adapted: WeightDiffusion | CodeDiffusion | None = None
         self._key: tuple | None = None
+        # where the last adaptation is kept between runs (a studio session's folder)
+        self.adapted_file = Path(adapted_file) if adapted_file is not None else None
 
     @staticmethod
     def _shots_key(paths: list[str | os.PathLike]) -> tuple:
@@ -68,14 +76,46 @@ class GenerationSession:
     def is_adapted_to(self, shot_paths: list[str | os.PathLike]) -> bool:
         return self._adapted is not None and self._key == self._shots_key(shot_paths)
 
+    def forget_adaptation(self) -> None:
+        """Drop the in-memory adaptation (another set of shots, another session)."""
+        self._adapted, self._key = None, None
+
+    def _stored_key(self, paths: list[str | os.PathLike]) -> str:
+        """What an adaptation kept on disk was made from: the model file and each shot file's
+        name and size (names, not folders, so a copied session keeps it)."""
+        shots = [(Path(p).name, Path(p).stat().st_size if Path(p).exists() else 0) for p in paths]
+        return json.dumps({"model": self.model_path.name, "model_size": self.model_path.stat().st_size,
+                           "shots": shots, "recipe": repr(self.adapt_config)})
+
     def adapt(self, shot_paths: list[str | os.PathLike]) -> ProgressGen[bool]:
-        """Adapt to ``shot_paths`` unless already adapted to them; True when it adapted."""
+        """Adapt to ``shot_paths`` unless already adapted to them (in memory, or in
+        ``adapted_file`` from an earlier run); True when it adapted. A new adaptation is
+        written to ``adapted_file``."""
         key = self._shots_key(shot_paths)
         if self._adapted is not None and self._key == key:
             return False
+        stored = self._stored_key(shot_paths)
+        kept = self._kept_adaptation(stored)
+        if kept is not None:
+            self._adapted, self._key = kept, key
+            return False
         self._adapted = yield from adapt_to_files(self.model, shot_paths, self.adapt_config)
         self._key = key
+        if self.adapted_file is not None:
+            self._adapted.meta = dict(self._adapted.meta, studio_key=stored)
+            save = save_code_model if self.structured else save_model
+            save(self.adapted_file, self._adapted)
         return True
+
+    def _kept_adaptation(self, stored: str):
+        if self.adapted_file is None or not self.adapted_file.is_file():
+            return None
+        try:
+            kept = load_generator(self.adapted_file)
+        except EquigenError as e:
+            log.warning("ignoring the kept adaptation %s: %s", self.adapted_file, e)
+            return None
+        return kept if kept.meta.get("studio_key") == stored else None
 
     def generate(self, shot_paths: list[str | os.PathLike], config: GenerateConfig,
                  thumbnail_resolution: int = 64) -> ProgressGen[list[Preview]]:

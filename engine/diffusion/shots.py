@@ -18,10 +18,10 @@ from engine.decode import decode_images, extract_mesh
 from engine.diffusion.model_file import Shots, WeightDiffusion
 from engine.errors import InputError
 from engine.fit.images import ImageFitConfig, fit_images, load_gray, to_frame
-from engine.fit.meshes import CORPUS_MESH_FIT, MeshFitConfig, fit_occupancy, load_mesh, normalise_mesh, sample_occupancy
+from engine.fit.meshes import CORPUS_MESH_FIT, MeshFitConfig, fit_occupancy, load_mesh, normalise_mesh, sample_meshes
 from engine.functional import concat
 from engine.inr_io import load_inr
-from engine.progress import Progress, ProgressGen, relay
+from engine.progress import ProgressGen, relay
 from engine.session import input_kind
 
 MAX_SHOTS = 64
@@ -79,10 +79,8 @@ def load_shots(model: WeightDiffusion, paths: list[str | os.PathLike],
                                "fit shots", 0, len(paths))
         fitted |= {i: {k: v[j : j + 1] for k, v in out.params.items()} for j, (i, _) in enumerate(frames)}
     if meshes:
-        samples = []
-        for j, (_, m) in enumerate(meshes):
-            samples.append(sample_occupancy(m, spec, mesh_config, seed=mesh_config.seed + j))
-            yield Progress("sample shots", j + 1, len(meshes))
+        samples = yield from sample_meshes([m for _, m in meshes], spec, mesh_config,
+                                           [mesh_config.seed + j for j in range(len(meshes))], "sample shots")
         out = yield from relay(fit_occupancy(samples, model.init, spec, mesh_config), "fit shots", 0, len(paths))
         fitted |= {i: {k: v[j : j + 1] for k, v in out.params.items()} for j, (i, _) in enumerate(meshes)}
     params = concat([fitted[i] for i in range(len(paths))])

@@ -10,11 +10,12 @@ contact sheets, ``data info``) works on it unchanged:
     codes.safetensors                 every item's code, in plan order
     shards/, index.jsonl, stats       every item's complete INR (``SharedBase.full_params``)
 
-The codes learned with the base serve only to learn it: every item, source and held-out, is then
-fitted into the finished base with its code alone, one class together, exactly as a user's shots
-are (``fit_together``). So the generator learns from the same kind of code it is later adapted
-to; the base's own codes are updated ~235 times under the code penalty and end ~2x closer to the
-mean than a 1,000-step fit (docs/EXPERIMENTS.md).
+Source items keep the codes learned with the base; held-out items are fitted into the finished
+base with their code alone, one class together, exactly as a user's shots are (``fit_together``).
+With ``StructuredRecipe.refit_source`` the source items are refitted that way too, so that the
+generator learns from the same kind of code it is adapted to: the base's own codes are updated
+~235 times under the code penalty and end ~2x closer to the mean than a 1,000-step fit
+(docs/EXPERIMENTS.md). It costs ~8.5 minutes a family of 170 on 2 cores.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from safetensors.torch import load_file, save_file
 from engine.atomic import atomic_path
 from engine.data.build import BuildConfig, _finalise, _item_seed, _plan, make_source
 from engine.data.sources import Item, Source
-from engine.data.store import CorpusPaths, read_jsonl, read_manifest, write_json, write_shard
+from engine.data.store import CorpusPaths, read_jsonl, read_manifest, write_shard
 from engine.errors import InputError
 from engine.fit.meshes import MeshFitConfig, normalise_mesh, sample_occupancy
 from engine.progress import Progress, ProgressGen, relay
@@ -58,7 +59,7 @@ class StructuredRecipe:
     base: BaseConfig = BaseConfig()
     fit: CodeFitConfig = CodeFitConfig()
     workers: int = 1  # processes that sample meshes (winding numbers are single-threaded)
-    refit_source: bool = True  # refit source codes as shots are fitted (False: keep the base's)
+    refit_source: bool = False  # True: refit source codes as shots are fitted, not keep the base's
 
 
 def samples_path(paths: CorpusPaths, chunk: int) -> Path:

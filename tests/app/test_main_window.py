@@ -218,3 +218,22 @@ def test_a_wrong_model_file_or_wrong_references_say_what_to_do(qtbot, window, ti
     assert not window.busy
     assert "none of the references is 2D" in window.last_problems[-1]
     assert "Traceback" not in window.last_problems[-1] and len(window.state.results) == 0
+
+
+def test_the_adaptation_is_kept_with_the_session(qtbot, window, tiny2d, tmp_path):
+    from engine.progress import drive
+
+    assert window.load_model(tiny2d["model"])
+    window.open_paths(tiny2d["shots"][:3])
+    _wait(qtbot, window)
+    window.adapt()
+    _wait(qtbot, window, timeout=120_000)
+    assert (window.state.folder / "adapted.safetensors").is_file()
+    again = MainWindow(data_dir=tmp_path / "data")  # reopened: the same model and session
+    qtbot.addWidget(again)
+    assert again.generator.model_path == window.generator.model_path
+    shots = [again.state.path_of(s) for s in again.state.references]
+    assert drive(again.generator.adapt(shots)) is False  # read back, not adapted again
+    assert again.generator.is_adapted_to(shots)
+    again.state.remove([again.state.references[0].id])
+    assert drive(again.generator.adapt(shots[1:])) is True  # other shots: adapted anew

@@ -231,14 +231,14 @@ def test_tiny_structured_corpus_to_generated_meshes_through_the_cli(tmp_path, ca
     recipe = StructuredRecipe(
         samples=MeshFitConfig(surface_points=3000, fine_points=1000, uniform_points=2000, eval_points=2000),
         base=BaseConfig(rank=4, steps=80, shapes_per_step=4, points_per_shape=512, warmup=10),
-        fit=CodeFitConfig(steps=40, points_per_shape=512))
+        fit=CodeFitConfig(steps=40, points_per_shape=512), refit_source=True)
     summary = drive(build_structured_corpus(
         BuildConfig(kind="shapes3d", families=("chair", "mug", "table"), count=2, target_classes=("mug",),
                     init_mode="structured"), corpus, recipe))
     assert summary["status"] == "complete" and summary["num_inrs"] == 6 and summary["init_mode"] == "structured"
     base, codes, rows = load_structured(corpus)
     assert codes.shape == (4, base.code_dim) and {r["class"] for r in rows} == {"chair", "table"}
-    # source codes are refitted the way shots are (per class, base frozen), not the base's own
+    # with refit_source, source codes are refitted the way shots are (per class, base frozen)
     from engine.data.store import CorpusPaths, read_jsonl
     from engine.weightspace.corpus import load_samples
     from engine.weightspace.structured import fit_together
