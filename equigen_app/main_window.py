@@ -135,13 +135,13 @@ class MainWindow(QMainWindow):
         self.device = compute_device()
         self.thumbnailer = Thumbnailer(THUMB_SIZE, self.devicePixelRatioF())
         self._pixmaps: dict[str, object] = {}
-        self._previews: dict[str, Preview] = {}
+        self._large: dict[str, Preview] = {}  # shapes decoded for the viewer (384 px, 96³)
 
         self.state = StudioState(self._initial_session(session))
         self.library.remember(self.state.folder)
         self.references_model = ShapeListModel(self.state.references, self._thumbnail, self)
         self.gallery_model = ShapeListModel(self.state.results, self._thumbnail, self)
-        self.references_view = ShapeView("referencesView", accept_drops=True, icon=96)
+        self.references_view = ShapeView("referencesView", accept_drops=True)
         self.references_view.setModel(self.references_model)
         self.gallery_view = ShapeView("galleryView", accept_drops=False)
         self.gallery_view.setModel(self.gallery_model)
@@ -185,7 +185,7 @@ class MainWindow(QMainWindow):
         split.addWidget(left)
         split.addWidget(middle)
         split.addWidget(right_split)
-        split.setSizes([300, 560, 420])
+        split.setSizes([330, 560, 420])
         self.setCentralWidget(split)
         self.placeholder = QLabel(
             "Drop 1–20 examples of a new kind of shape here\n(images · meshes · INR files),\n"
@@ -318,7 +318,6 @@ class MainWindow(QMainWindow):
         return pm
 
     def _remember_preview(self, shape: Shape, pv: Preview, thumb=None) -> None:
-        self._previews[shape.id] = pv
         pm = self.thumbnailer.pixmap(pv, thumb)
         self._pixmaps[shape.id] = pm
         save_pixmap(pm, self.state.thumb_path(shape))
@@ -336,7 +335,7 @@ class MainWindow(QMainWindow):
         if not index.isValid():
             return
         shape = view.model().shapes[index.row()]
-        pv = self._previews.get(shape.id)
+        pv = self._large.get(shape.id)
         self._viewing = shape.id
         if pv is not None:
             self._show_preview(shape, pv)
@@ -346,7 +345,7 @@ class MainWindow(QMainWindow):
 
         def decode():
             yield Progress("decode", 0, 1)
-            return preview(path, load_inr(path), mesh_resolution=96)
+            return preview(path, load_inr(path), image_size=384, mesh_resolution=96)
 
         self._viewing = shape.id
         if self._viewer_worker is not None:
@@ -356,7 +355,7 @@ class MainWindow(QMainWindow):
             on_error=lambda m: self.viewer.show_message(m))
 
     def _decoded_for_viewer(self, shape: Shape, pv: Preview) -> None:
-        self._previews[shape.id] = pv
+        self._large[shape.id] = pv
         if self._viewing == shape.id:  # still the one asked for
             self._show_preview(shape, pv)
 
@@ -446,8 +445,8 @@ class MainWindow(QMainWindow):
             return
         added = self.state.copy_to(ids, "references", text=f"use {len(ids)} result(s) as references")
         for sid, shape in zip(ids, added):
-            if sid in self._previews:
-                self._previews[shape.id] = self._previews[sid]
+            if sid in self._large:
+                self._large[shape.id] = self._large[sid]
             src = self.state.thumb_path(self.state.results[self.state.results.index_of(sid)])
             if src.exists():
                 shutil.copyfile(src, self.state.thumb_path(shape))
@@ -507,7 +506,7 @@ class MainWindow(QMainWindow):
         self.state.changed.clear()
         self.state = state
         self._pixmaps.clear()
-        self._previews.clear()
+        self._large.clear()
         self.references_model.bind(state.references)
         self.gallery_model.bind(state.results)
         state.changed.append(self._state_changed)
@@ -552,6 +551,7 @@ class MainWindow(QMainWindow):
         self.panel.set_model(str(path), f"{info.domain.upper()} {info.method} model ({info.spec}); "
                                         f"{info.recipe}{held_out}", methods)
         self.state.set_settings(model=str(path))
+        self._update_actions()
         return True
 
     def _model_chosen(self, path: str) -> None:
@@ -750,9 +750,25 @@ class MainWindow(QMainWindow):
         self.redo_action.setEnabled(bool(self.state.redo_text) and not busy)
         self.undo_action.setToolTip(f"Undo {self.state.undo_text}".strip())
         self.redo_action.setToolTip(f"Redo {self.state.redo_text}".strip())
+        self.panel.shots_label.setText(self._references_summary())
         has_results = bool(self._selected(self.gallery_view))
         self.more_action.setEnabled(has_results)
         self.panel.more_button.setEnabled(has_results)
+
+    def _references_summary(self) -> str:
+        refs = list(self.state.references)
+        if not refs:
+            return "Drop 1–20 examples of the new kind of shape into References, then Generate"
+        if self.generator is None:
+            return f"{len(refs)} reference(s); choose a model"
+        dim = self.generator.model.spec.in_dim
+        usable = [s for s in refs if s.dim == dim]
+        picked = [s for s in self._selected(self.references_view) if s.dim == dim]
+        using = f"the {len(picked)} selected" if picked else f"all {len(usable)}"
+        other = len(refs) - len(usable)
+        text = f"Generate uses {using} {dim}D reference(s)" if usable else \
+            f"none of the {len(refs)} reference(s) is {dim}D: add some, or choose a {5 - dim}D model"
+        return text + (f"; {other} of the other kind left out" if usable and other else "")
 
     def about(self) -> None:
         import PySide6

@@ -69,10 +69,10 @@ def test_bundled_examples_open_with_real_thumbnails_and_show_large(qtbot, window
     assert not window.placeholder.isVisible()
     glyph = _names(window).index("glyph_2")
     window.select("references", [glyph])
-    assert window.viewer.kind == "image"
+    qtbot.waitUntil(lambda: window.viewer.kind == "image", timeout=10_000)
     mesh = _names(window).index("shape_mug")
     window.select("references", [mesh])
-    assert window.viewer.kind == "mesh"
+    qtbot.waitUntil(lambda: window.viewer.kind == "mesh", timeout=10_000)
 
 
 def test_dropped_files_fit_bad_ones_and_web_urls_are_told(qtbot, window, tmp_path, fashion):
@@ -237,3 +237,24 @@ def test_the_adaptation_is_kept_with_the_session(qtbot, window, tiny2d, tmp_path
     assert again.generator.is_adapted_to(shots)
     again.state.remove([again.state.references[0].id])
     assert drive(again.generator.adapt(shots[1:])) is True  # other shots: adapted anew
+
+
+def test_blend_between_two_references_and_drag_a_result_onto_the_references(qtbot, window, tiny2d):
+    assert window.load_model(tiny2d["model"])
+    window.open_paths(tiny2d["shots"][:3])
+    _wait(qtbot, window)
+    window.select("references", [0])
+    window.blend_action.trigger()  # one is not two
+    assert "exactly two references" in window.last_problems[-1] and not window.busy
+    window.panel.count.setValue(4)
+    window.select("references", [0, 2])
+    window.blend_action.trigger()
+    _wait(qtbot, window, timeout=120_000)
+    assert len(window.state.results) == 4
+    assert {s.meta.get("generated_by") for s in window.state.results} == {"equigen"}
+    index = window.gallery_model.index(3)
+    mime = window.gallery_model.mimeData([index])
+    event = QDropEvent(QPointF(5, 5), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                       Qt.KeyboardModifier.NoModifier)
+    window.references_view.dropEvent(event)
+    assert _names(window)[-1] == window.state.results[3].name and len(window.state.references) == 4

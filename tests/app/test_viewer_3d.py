@@ -30,7 +30,8 @@ def test_selected_mesh_orbits_and_resets_in_the_interactive_view(qtbot, window):
     names = [s.name for s in window.state.references]
     window.select("references", [names.index("shape_chair")])
     viewer = window.viewer
-    assert viewer.kind == "mesh" and viewer.interactor is not None
+    qtbot.waitUntil(lambda: viewer.kind == "mesh", timeout=10_000)
+    assert viewer.interactor is not None
     assert viewer.stack.currentWidget() is viewer.interactor
     first = np.asarray(viewer.interactor.screenshot(return_img=True))
     assert first.std() > 10  # a shaded chair, not an empty frame
@@ -42,4 +43,4 @@ def test_selected_mesh_orbits_and_resets_in_the_interactive_view(qtbot, window):
     again = np.asarray(viewer.interactor.screenshot(return_img=True))
     assert np.abs(again.astype(int) - first.astype(int)).mean() < 0.5
     window.select("references", [names.index("glyph_2")])
-    assert viewer.kind == "image"
+    qtbot.waitUntil(lambda: viewer.kind == "image", timeout=10_000)
