@@ -283,27 +283,47 @@ def free_stem(folder: Path, stem: str, suffixes: Sequence[str]) -> str:
     return name
 
 
+def _export_one(job) -> list[Path]:
+    inr, base, options = job
+    if inr.spec.in_dim == 2:
+        out = [export_png(render_image(inr, options.image_size), base.with_suffix(".png"))]
+    else:
+        mesh_to_file(inr, base.with_suffix(options.mesh_ext), options.resolution)
+        out = [base.with_suffix(options.mesh_ext)]
+    if options.with_inr:
+        out.append(save_inr(base.with_suffix(".safetensors"), inr))
+    return out
+
+
 def export_shapes(shapes: Sequence[tuple[str, INR]], folder: str | os.PathLike,
-                  options: ExportOptions = ExportOptions()) -> ProgressGen[list[Path]]:
+                  options: ExportOptions = ExportOptions(), apart: bool = False) -> ProgressGen[list[Path]]:
     """Write each ``(name, inr)``: 2D as ``name.png``, 3D as ``name<mesh_ext>``, plus
     ``name.safetensors`` with ``options.with_inr``. Existing files are never replaced: a taken
-    name gets ``-2``, ``-3``, ... Returns the paths written."""
+    name gets ``-2``, ``-3``, ... ``apart``: in helper processes (marching cubes and mesh writing
+    hold the GIL ~0.2 s a shape). Returns the paths written."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for i, (name, inr) in enumerate(shapes):
-        ext = ".png" if inr.spec.in_dim == 2 else options.mesh_ext
-        suffixes = [ext] + ([".safetensors"] if options.with_inr else [])
-        stem = free_stem(folder, Path(name).stem if name.endswith(".safetensors") else name, suffixes)
-        if inr.spec.in_dim == 2:
-            written.append(export_png(render_image(inr, options.image_size), folder / f"{stem}.png"))
-        else:
-            mesh_to_file(inr, folder / f"{stem}{ext}", options.resolution)
-            written.append(folder / f"{stem}{ext}")
-        if options.with_inr:
-            written.append(save_inr(folder / f"{stem}.safetensors", inr))
-        yield Progress("export", i + 1, len(shapes), f"wrote {written[-1].name}")
-    return written
+    jobs, taken = [], set()
+    for name, inr in shapes:
+        suffixes = [".png" if inr.spec.in_dim == 2 else options.mesh_ext] + ([".safetensors"] if options.with_inr else [])
+        stem = Path(name).stem if name.endswith(".safetensors") else name
+        free = free_stem(folder, stem, suffixes)
+        k = 2
+        while free in taken:  # two shapes of one name in this export
+            free = free_stem(folder, f"{stem}-{k}", suffixes)
+            k += 1
+        taken.add(free)
+        jobs.append((inr, folder / f"{free}.x", options))
+    if apart:
+        from engine.helpers import run_apart
+
+        done = yield from run_apart(_export_one, jobs, "export")
+    else:
+        done = []
+        for i, job in enumerate(jobs):
+            done.append(_export_one(job))
+            yield Progress("export", i + 1, len(jobs), f"wrote {done[-1][0].name}")
+    return [p for paths in done for p in paths]
 
 
 def export_previews(previews: Sequence[Preview], folder: str | os.PathLike, mesh_ext: str = ".obj",

@@ -683,7 +683,7 @@ class MainWindow(QMainWindow):
     def export(self, shapes: list[Shape], folder: str | Path, options) -> None:
         """Write ``shapes`` to ``folder`` (never overwriting earlier files)."""
         items = [(s.name, load_inr(self.state.path_of(s))) for s in shapes]
-        self._run(export_shapes, items, folder, options,
+        self._run(export_shapes, items, folder, options, True,
                   on_result=lambda paths: self.statusBar().showMessage(
                       f"Exported {len(paths)} file(s) to {folder}", 8000), label="Exporting")
 

@@ -8,7 +8,6 @@ in a batch with BCE on logits; quality is the volumetric IoU on separate uniform
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,14 +21,11 @@ from engine.errors import InputError
 from engine.fit.loop import FitOutcome, LoopConfig, fit_loop
 from engine.functional import Params, forward, repeat_params
 from engine.precision import mixed_precision
-from engine.progress import Progress, ProgressGen
+from engine.progress import ProgressGen
 from engine.spec import HD_OCCUPANCY, INRSpec
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 NORMALISED_EXTENT = 0.475
-
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -128,23 +124,6 @@ def sample_occupancy(
     )
 
 
-_POOL = None  # the helper processes of sample_meshes, started on first use and reused
-
-
-def _pool():
-    global _POOL
-    if _POOL is None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        context = multiprocessing.get_context(method)
-        if method == "forkserver":
-            context.set_forkserver_preload([__name__])  # children start with this module imported
-        _POOL = ProcessPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1)), mp_context=context)
-    return _POOL
-
-
 def _sample_job(job):
     mesh, spec, config, seed = job
     return sample_occupancy(mesh, spec, config, seed)
@@ -152,33 +131,12 @@ def _sample_job(job):
 
 def sample_meshes(meshes: list[trimesh.Trimesh], spec: INRSpec, config: MeshFitConfig,
                   seeds: list[int], stage: str = "sample") -> ProgressGen[list[OccupancySamples]]:
-    """``sample_occupancy`` of each normalised mesh with its seed, in helper processes.
+    """``sample_occupancy`` of each normalised mesh with its seed, in helper processes
+    (``engine.helpers``): libigl's winding numbers hold the GIL for ~2 s a mesh, which would
+    freeze every other thread of the caller. Same samples as in-process; one event per mesh."""
+    from engine.helpers import run_apart
 
-    libigl's winding numbers hold the GIL for ~2 s a mesh, which would freeze every other thread
-    of the caller (the studio's window); in helper processes they run beside it, two at a time.
-    Same samples as in-process. Yields one event per mesh; closing the generator drops what has
-    not started.
-    """
-    if not meshes:
-        return []
-    try:
-        futures = [_pool().submit(_sample_job, (m, spec, config, s)) for m, s in zip(meshes, seeds)]
-    except (OSError, RuntimeError) as e:  # no processes here (a sandbox): the same work in-process
-        log.warning("sampling meshes in-process (%s)", e)
-        out = []
-        for i, (m, s) in enumerate(zip(meshes, seeds)):
-            out.append(sample_occupancy(m, spec, config, s))
-            yield Progress(stage, i + 1, len(meshes))
-        return out
-    out = []
-    try:
-        for i, f in enumerate(futures):
-            out.append(f.result())
-            yield Progress(stage, i + 1, len(meshes))
-    finally:
-        for f in futures:
-            f.cancel()
-    return out
+    return (yield from run_apart(_sample_job, [(m, spec, config, s) for m, s in zip(meshes, seeds)], stage))
 
 
 def iou_from_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
