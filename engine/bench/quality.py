@@ -11,7 +11,8 @@ sample count) and the rest are the reference every row is measured against. Shot
 of the reference.
 
 2D metrics on the harness' feature network (``metrics.feature_net``): FID, k-NN precision and
-recall, class consistency, relative diversity and the near-copy rate (``metrics.novelty``).
+recall, class consistency, relative diversity and the near-copy rate (``metrics.novelty``); on the
+pixels, speckle relative to the unseen real items' (``metrics.images.speckle``).
 3D (``metrics.shapes``): Chamfer MMD, COV and 1-NNA on 2048 normalised surface points, the
 near-copy rate by Chamfer distance, the share of samples that decode to one watertight mesh, and
 the share that decode like their family: watertight with no more pieces than the family's items
@@ -43,7 +44,9 @@ from engine.errors import EmptyFieldError, InputError
 from engine.functional import Params, params_digest
 from engine.inr_io import load_inr
 from engine.metrics.feature_net import FeatureNet, feature_net_for
-from engine.metrics.images import frechet_distance, pairwise_distances, precision_recall, relative_diversity
+from engine.metrics.images import (
+    frechet_distance, pairwise_distances, precision_recall, relative_diversity, relative_speckle,
+)
 from engine.metrics.novelty import near_copy_rate
 from engine.metrics.shapes import chamfer_matrix, mmd_cov_1nna, surface_points
 from engine.progress import Progress, ProgressGen, relay
@@ -323,7 +326,8 @@ class _RunContext:
         cd = self.cd
         probe_to_shots = cd.real_dist[np.ix_(probe_idx, self.shot_idx)]
         if self.two_d:
-            return self._image_metrics(cd.feats[probe_idx], cd.preds[probe_idx], probe_to_shots)
+            return self._image_metrics(cd.feats[probe_idx], cd.preds[probe_idx], probe_to_shots,
+                                       np.stack([cd.renders[i] for i in probe_idx]))
         return self._shape_metrics(cd.real_dist[np.ix_(probe_idx, self.ref_idx)],
                                    cd.real_dist[np.ix_(probe_idx, probe_idx)], probe_to_shots,
                                    watertight=None, like_family=float(np.mean(cd.like_family[probe_idx])))
@@ -334,7 +338,7 @@ class _RunContext:
             images = decode_images(spec, params)
             feats, preds = self.net.describe(images)
             to_shots = pairwise_distances(feats, cd.feats[self.shot_idx])
-            return self._image_metrics(feats, preds, to_shots), list(images[:16])
+            return self._image_metrics(feats, preds, to_shots, images), list(images[:16])
         meshes = yield from _relay_meshes(spec, params, self.config.resolution, "decode samples")
         points = np.stack([surface_points(m, seed=i) for i, m in enumerate(meshes)])
         to_ref = chamfer_matrix(points, cd.points[self.ref_idx])
@@ -344,8 +348,10 @@ class _RunContext:
         like = float(np.mean([_like_family(m, cd.pieces) for m in meshes]))
         return self._shape_metrics(to_ref, to_self, to_shots, watertight, like), meshes[:8]
 
-    def _image_metrics(self, feats: np.ndarray, preds: np.ndarray, to_shots: np.ndarray) -> dict:
+    def _image_metrics(self, feats: np.ndarray, preds: np.ndarray, to_shots: np.ndarray,
+                       images: np.ndarray) -> dict:
         ref = self.cd.feats[self.ref_idx]
+        ref_images = np.stack([self.cd.renders[i] for i in self.ref_idx])
         precision, recall = precision_recall(ref, feats)
         return {
             "fid": frechet_distance(feats, ref),
@@ -353,6 +359,7 @@ class _RunContext:
             "class_consistency": float(np.mean(preds == self.cd.index)),
             "diversity_ratio": relative_diversity(feats, ref),
             "near_copy": near_copy_rate(to_shots, self.ref_to_shots),
+            "speckle_ratio": relative_speckle(images, ref_images),
         }
 
     def _shape_metrics(self, to_ref: np.ndarray, to_self: np.ndarray, to_shots: np.ndarray,

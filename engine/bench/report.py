@@ -23,7 +23,7 @@ LABEL = 150
 # (key, column title, format, direction): the columns of each domain's table
 COLUMNS_2D = [("fid", "FID ↓", "{:.2f}"), ("precision", "precision ↑", "{:.2f}"), ("recall", "recall ↑", "{:.2f}"),
               ("class_consistency", "class consistency ↑", "{:.0%}"), ("diversity_ratio", "diversity (1 = real)", "{:.2f}"),
-              ("near_copy", "near copies ↓", "{:.0%}")]
+              ("near_copy", "near copies ↓", "{:.0%}"), ("speckle_ratio", "speckle (1 = real)", "{:.2f}")]
 COLUMNS_3D = [("mmd", "MMD-CD ↓ (×10³)", "{:.2f}", 1e3), ("cov", "COV ↑", "{:.0%}"), ("1nna", "1-NNA (50% best)", "{:.0%}"),
               ("near_copy", "near copies ↓", "{:.0%}"), ("watertight", "one watertight mesh ↑", "{:.0%}"),
               ("like_family", "like its family ↑", "{:.0%}")]

@@ -89,7 +89,8 @@ def test_bench_quality_runs_end_to_end_and_copies_are_not_novel(tiny2d, tmp_path
                          ("hyperdiffusion", 0.0), ("hyperdiffusion", 1.0), ("shots-noise", 0.0), ("shots-noise", 1.0)}
     assert rows[("shots-noise", 0.0)]["near_copy"]["mean"] == 1.0  # the shots themselves: all copies
     for e in result["summary"]:
-        assert e["repeats"] == 2 and {"fid", "precision", "recall", "class_consistency", "near_copy"} <= set(e)
+        assert e["repeats"] == 2 and {"fid", "precision", "recall", "class_consistency", "near_copy",
+                                      "speckle_ratio"} <= set(e)
         assert 0 <= e["class_consistency"]["mean"] <= 1
     report = (out / "report.md").read_text()
     assert "harness' own CNN" in report and "| **equigen** | 1 |" in report
@@ -174,6 +175,22 @@ def test_like_family_counts_pieces_against_the_family():
     open_box = trimesh.creation.box((0.1, 0.1, 0.1))
     open_box.update_faces(np.arange(len(open_box.faces)) > 0)
     assert not _like_family(open_box, lamp_like) and not _like_family(None, lamp_like)
+
+
+def test_speckle_sees_isolated_pixels_not_clean_strokes():
+    from engine.metrics.images import relative_speckle, speckle
+
+    clean = np.zeros((4, 28, 28), np.float32)
+    clean[:, 6:22, 10:16] = 1.0  # a thick bar: only its edges differ from their median
+    rng = np.random.default_rng(0)
+    salted = clean.copy()
+    salted[rng.random(clean.shape) < 0.03] = 1.0
+    noisy = np.clip(clean + rng.normal(0, 10 / 255, clean.shape), 0, 1)
+    assert speckle(np.zeros((2, 28, 28))) == 0.0
+    assert speckle(clean) < speckle(noisy) < speckle(salted)
+    assert abs(relative_speckle(clean, clean) - 1.0) < 1e-9
+    assert relative_speckle(salted, clean) > 2.0
+    assert np.isclose(speckle((clean * 255).astype(np.uint8)), speckle(clean), atol=1e-6)
 
 
 def test_chamfer_matrix_equals_brute_force():
