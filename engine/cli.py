@@ -496,7 +496,8 @@ def cmd_bench_quality(args) -> None:
         "methods": tuple(args.methods) if args.methods else None, "shots": args.shots, "repeats": args.repeats,
         "diversities": tuple(args.diversities) if args.diversities else None, "samples": args.samples,
         "classes": tuple(args.classes) if args.classes else None, "steps": args.steps,
-        "adapt_steps": args.adapt_steps, "resolution": args.resolution, "seed": args.seed}.items()
+        "adapt_steps": args.adapt_steps, "resolution": args.resolution, "seed": args.seed,
+        "guidance": args.guidance}.items()
         if v is not None})
     bar = _ProgressLine(not args.json)
     result = drive(evaluate_quality(args.model, args.data, cfg, args.hyperdiffusion_model), on_progress=bar)
@@ -691,6 +692,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--samples", type=int, default=None, help="samples per method and value (default 64 2D, 24 3D)")
     sp.add_argument("--classes", type=_csv, default=None, metavar="A,B,...", help="default: the target classes")
     sp.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")
+    sp.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 2)")
     sp.add_argument("--adapt-steps", type=int, default=None, help="default: the model's adaptation recipe")
     sp.add_argument("--resolution", type=int, default=None, help="3D marching-cubes grid (default 64)")
     sp.add_argument("--seed", type=int, default=None)
