@@ -641,7 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="weight scale per element (official; auto for 2D) or per tensor (auto for 3D)")
     sp.add_argument("--weighting", choices=["edm", "x0"], default=None,
                     help="loss weight over noise levels: edm (default) fits the network's own part equally "
-                         "at every level; x0 is the plain x0 error (the recipe before session 8)")
+                         "at every level; x0 is the plain x0 error (the bundled glyph model's recipe)")
     common(sp)
     sp.set_defaults(func=cmd_train)
 

@@ -89,8 +89,8 @@ class GenerationSession:
 
     def adapt(self, shot_paths: list[str | os.PathLike]) -> ProgressGen[bool]:
         """Adapt to ``shot_paths`` unless already adapted to them (in memory, or in
-        ``adapted_file`` from an earlier run); True when it adapted. A new adaptation is
-        written to ``adapted_file``."""
+        ``adapted_file``, kept there by a previous adaptation); True when it adapted. A new
+        adaptation is written to ``adapted_file``."""
         key = self._shots_key(shot_paths)
         if self._adapted is not None and self._key == key:
             return False
