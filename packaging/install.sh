@@ -9,7 +9,7 @@ APT_PACKAGES=(
   libegl1 libgl1 libegl-mesa0 libxkbcommon-x11-0 libxcb-cursor0 libxcb-icccm4 libxcb-keysyms1
   libxcb-image0 libxcb-render-util0 libxcb-shape0 libxcb-xkb1 libdbus-1-3 libfontconfig1
   # A virtual screen for screenshots and the interactive 3D view in tests.
-  xvfb
+  xvfb xauth
   # Offline data: Fashion-MNIST idx files and fonts for glyph corpora and tests.
   dataset-fashion-mnist fonts-dejavu-core fonts-liberation
 )
