@@ -440,7 +440,7 @@ class MainWindow(QMainWindow):
         self._use_as_references([s.id for s in picks])
 
     def _use_as_references(self, ids: list[str]) -> None:
-        ids = [i for i in ids if self.state.find(i)[0] == "results"]
+        ids = [i for i in ids if self._list_of(i) == "results"]  # not references, not another session's
         if not ids:
             return
         added = self.state.copy_to(ids, "references", text=f"use {len(ids)} result(s) as references")
@@ -451,6 +451,12 @@ class MainWindow(QMainWindow):
             if src.exists():
                 shutil.copyfile(src, self.state.thumb_path(shape))
         self.statusBar().showMessage(f"{len(added)} result(s) added to the references", 5000)
+
+    def _list_of(self, shape_id: str) -> str:
+        try:
+            return self.state.find(shape_id)[0]
+        except KeyError:
+            return ""
 
     def _state_changed(self) -> None:
         self._update_actions()
