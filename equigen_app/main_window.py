@@ -136,6 +136,10 @@ class MainWindow(QMainWindow):
         self.thumbnailer = Thumbnailer(THUMB_SIZE, self.devicePixelRatioF())
         self._pixmaps: dict[str, object] = {}
         self._large: dict[str, Preview] = {}  # shapes decoded for the viewer (384 px, 96³)
+        self._thumb_queue: list = []
+        self._thumb_timer = QTimer(self)
+        self._thumb_timer.setInterval(0)
+        self._thumb_timer.timeout.connect(self._next_thumbnails)
 
         self.state = StudioState(self._initial_session(session))
         self.library.remember(self.state.folder)
@@ -316,6 +320,23 @@ class MainWindow(QMainWindow):
             pm = load_pixmap(self.state.thumb_path(shape), self.thumbnailer.ratio) or self.thumbnailer.blank()
             self._pixmaps[shape.id] = pm
         return pm
+
+    def _remember_later(self, items: list) -> None:
+        """Make and save thumbnails of ``(shape, preview, rendered)`` a few per event-loop turn,
+        so that adding many shapes at once never holds the window (blank until made)."""
+        self._thumb_queue.extend(items)
+        if not self._thumb_timer.isActive():
+            self._thumb_timer.start()
+
+    def _next_thumbnails(self) -> None:
+        for _ in range(3):
+            if not self._thumb_queue:
+                self._thumb_timer.stop()
+                return
+            shape, pv, thumb = self._thumb_queue.pop(0)
+            self._remember_preview(shape, pv, thumb)
+            for model in (self.references_model, self.gallery_model):
+                model.refresh(shape.id)
 
     def _remember_preview(self, shape: Shape, pv: Preview, thumb=None) -> None:
         pm = self.thumbnailer.pixmap(pv, thumb)
@@ -574,6 +595,10 @@ class MainWindow(QMainWindow):
     def busy(self) -> bool:
         return self._worker is not None
 
+    @property
+    def thumbnails_pending(self) -> bool:
+        return bool(self._thumb_queue)
+
     def _choose_files(self) -> None:
         paths, _ = QFileDialog.getOpenFileNames(self, "Add references", "", OPEN_FILTER)
         if paths:
@@ -595,8 +620,7 @@ class MainWindow(QMainWindow):
     def _opened(self, result: OpenResult, thumbs: list, incoming: Path) -> None:
         shapes = self.state.add("references", [(Path(pv.path).stem, pv.inr) for pv in result.previews],
                                 text=f"add {len(result.previews)} reference(s)")
-        for shape, pv, thumb in zip(shapes, result.previews, thumbs):
-            self._remember_preview(shape, pv, thumb)
+        self._remember_later(list(zip(shapes, result.previews, thumbs)))
         shutil.rmtree(incoming, ignore_errors=True)
         self.statusBar().showMessage(f"Added {len(shapes)} reference(s)", 5000)
         if result.problems:

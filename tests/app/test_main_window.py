@@ -29,7 +29,7 @@ def window(qtbot, tmp_path):
 
 
 def _wait(qtbot, w, timeout=60_000):
-    qtbot.waitUntil(lambda: not w.busy, timeout=timeout)
+    qtbot.waitUntil(lambda: not w.busy and not w.thumbnails_pending, timeout=timeout)
 
 
 def _drop(target, paths=(), urls=()):

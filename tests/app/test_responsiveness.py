@@ -51,7 +51,7 @@ def test_the_event_loop_never_stalls_while_work_runs(qtbot, tmp_path, tiny2d):
     def measured(what, start, timeout=120_000):
         meter.start()
         start()
-        qtbot.waitUntil(lambda: not w.busy, timeout=timeout)
+        qtbot.waitUntil(lambda: not w.busy and not w.thumbnails_pending, timeout=timeout)
         worst = meter.stop()
         assert not w.last_problems, w.last_problems
         return what, round(worst * 1000)
