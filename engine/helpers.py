@@ -22,14 +22,20 @@ log = logging.getLogger(__name__)
 _POOL: ProcessPoolExecutor | None = None
 
 
+def make_pool(workers: int, preload: Sequence[str] = ()) -> ProcessPoolExecutor:
+    """A process pool that starts clean children (``forkserver`` where there is one, with
+    ``preload`` imported once in the server, else ``spawn``)."""
+    method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+    context = multiprocessing.get_context(method)
+    if method == "forkserver" and preload:
+        context.set_forkserver_preload(list(preload))
+    return ProcessPoolExecutor(max_workers=workers, mp_context=context)
+
+
 def _pool() -> ProcessPoolExecutor:
     global _POOL
-    if _POOL is None:
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        context = multiprocessing.get_context(method)
-        if method == "forkserver":  # children start with the engine's heavy modules imported
-            context.set_forkserver_preload(["engine.fit.meshes", "engine.decode", "engine.export"])
-        _POOL = ProcessPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1)), mp_context=context)
+    if _POOL is None:  # children start with the engine's heavy modules imported
+        _POOL = make_pool(max(1, min(2, os.cpu_count() or 1)), ["engine.fit.meshes", "engine.decode", "engine.export"])
     return _POOL
 
 

@@ -91,12 +91,10 @@ def render_meshes_apart(meshes: list[trimesh.Trimesh], size: int) -> ProgressGen
     global _HELPER
     if not meshes:
         return []
-    if _HELPER is None:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    if _HELPER is None:  # its own process: the plotters live as long as it does
+        from engine.helpers import make_pool
 
-        method = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
-        _HELPER = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context(method))
+        _HELPER = make_pool(1)
     out = []
     futures = []
     try:
