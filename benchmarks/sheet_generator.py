@@ -17,10 +17,9 @@ from PIL import Image, ImageDraw
 
 from engine.bench.speed import glyph_shots, mesh_shots
 from engine.decode import decode_images, extract_mesh
-from engine.diffusion.adapt import adapt
-from engine.diffusion.generate import GenerateConfig, sample
-from engine.diffusion.model_file import load_model
-from engine.diffusion.shots import load_shots
+from engine.diffusion.code_model import CodeDiffusion
+from engine.diffusion.generate import GenerateConfig
+from engine.diffusion.pipeline import adapt_to_files, generate_params, load_generator
 from engine.errors import EmptyFieldError
 from engine.functional import Params
 from engine.inr_io import INR
@@ -67,16 +66,17 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tile", type=int, default=64)
     args = ap.parse_args()
-    model = load_model(args.model)
+    model = load_generator(args.model)
     with tempfile.TemporaryDirectory() as tmp:
         paths = glyph_shots(Path(tmp)) if model.spec.in_dim == 2 else mesh_shots(Path(tmp))
-        shots = drive(load_shots(model, paths))
-    adapted = drive(adapt(model, shots))
-    rows = [("shots", {k: v[: args.n] for k, v in shots.params.items()})]
+        adapted = drive(adapt_to_files(model, paths))
+    shots = (adapted.base.full_params(adapted.shots.codes) if isinstance(adapted, CodeDiffusion)
+             else adapted.shots.params)
+    rows = [("shots", {k: v[: args.n] for k, v in shots.items()})]
     for label, method, d in [("EquiGen D=0", "equigen", 0.0), ("EquiGen D=0.5", "equigen", 0.5),
                              ("EquiGen D=1", "equigen", 1.0), ("shots+noise D=0.3", "shots-noise", 0.3)]:
         cfg = GenerateConfig(n=args.n, diversity=d, method=method, seed=args.seed)
-        rows.append((label, drive(sample(adapted, config=cfg))))
+        rows.append((label, drive(generate_params(adapted, cfg))))
     contact_sheet(model.spec, rows, args.tile, 130).save(args.out)
     print(f"wrote {args.out}")
 

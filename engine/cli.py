@@ -196,9 +196,10 @@ def cmd_data_build(args) -> None:
             cfg, image_fit=dataclasses.replace(cfg.image_fit, max_steps=args.max_steps),
             mesh_fit=dataclasses.replace(cfg.mesh_fit, max_steps=args.max_steps))
     if cfg.init_mode == "structured":
-        from engine.weightspace.corpus import StructuredRecipe, build_structured_corpus
+        from engine.data.build import make_source
+        from engine.weightspace.corpus import build_structured_corpus, structured_recipe
 
-        recipe = StructuredRecipe(workers=args.workers)
+        recipe = structured_recipe(make_source(cfg).dimension, workers=args.workers)
         if args.base_steps:
             recipe = dataclasses.replace(recipe, base=dataclasses.replace(recipe.base, steps=args.base_steps))
         bar = _ProgressLine(not args.json)
@@ -312,14 +313,15 @@ def cmd_eval_encoder(args) -> None:
 
 def _train_structured(args) -> None:
     from engine.data.store import read_manifest
-    from engine.diffusion.code_train import CodeTrainConfig, train_codes
+    from engine.diffusion.code_train import code_train_recipe, train_codes
     from engine.encoder.model import load_encoder
     from engine.weightspace.corpus import load_structured
 
     base, codes, _ = load_structured(args.data)
-    cfg = CodeTrainConfig()
+    cfg = code_train_recipe(base.spec)
     top = {"method": args.method, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-           "seed": args.seed, "max_minutes": args.minutes, "reg_weight": args.reg_weight, "reg_items": args.reg_items}
+           "seed": args.seed, "max_minutes": args.minutes, "reg_weight": args.reg_weight, "reg_items": args.reg_items,
+           "field_weight": args.field_weight}
     cfg = dataclasses.replace(cfg, **{k: v for k, v in top.items() if v is not None})
     den = {k: v for k, v in {"width": args.width, "depth": args.depth}.items() if v is not None}
     if den:
@@ -354,6 +356,8 @@ def cmd_train(args) -> None:
 
     if is_structured(args.data):
         return _train_structured(args)
+    if args.field_weight is not None:
+        raise InputError("--field-weight applies to structured corpora (built with --init-mode structured)")
 
     recipe = denoiser_recipe(int(read_manifest(args.data)["spec"]["in_dim"]))
     cfg = with_overrides(TrainConfig(denoiser=recipe), "denoiser", method=args.method, steps=args.steps, batch_size=args.batch_size,
@@ -375,10 +379,10 @@ def cmd_train(args) -> None:
 def _adapt_structured(args) -> None:
     from engine.diffusion.code_model import load_code_model, save_code_model
     from engine.diffusion.code_shots import load_code_shots
-    from engine.diffusion.code_train import CodeAdaptConfig, adapt_codes
+    from engine.diffusion.code_train import adapt_codes, code_adapt_recipe
 
     model = load_code_model(args.model)
-    cfg = dataclasses.replace(CodeAdaptConfig(), **{k: v for k, v in {
+    cfg = dataclasses.replace(code_adapt_recipe(model.spec), **{k: v for k, v in {
         "steps": args.steps, "lr": args.lr, "seed": args.seed, "max_seconds": args.seconds}.items() if v is not None})
     bar = _ProgressLine(not args.json)
     t0 = time.perf_counter()
@@ -388,7 +392,7 @@ def _adapt_structured(args) -> None:
     bar.finish()
     save_code_model(args.out, adapted)
     info = dict(adapted.meta["adapt"], output=args.out, total_seconds=round(time.perf_counter() - t0, 2),
-                fit_seconds=round(t_fit, 2), shot_iou=quality)
+                fit_seconds=round(t_fit, 2), shot_quality=quality)
     _emit(args, info, f"wrote {args.out}: adapted to {len(names)} shots in {info['total_seconds']:.1f} s "
                       f"(fitting {t_fit:.1f} s, {info['steps']} steps)")
 
@@ -424,17 +428,17 @@ def _generate_structured(args) -> None:
     from engine.diffusion.code_model import load_code_model
     from engine.diffusion.code_sample import sample_codes
     from engine.diffusion.code_shots import load_code_shots
-    from engine.diffusion.code_train import adapt_codes
+    from engine.diffusion.code_train import adapt_codes, code_adapt_recipe
     from engine.diffusion.generate import GenerateConfig
     from engine.diffusion.outputs import write_samples
 
     model = load_code_model(args.model)
-    fmt = args.format or "obj"
+    fmt = args.format or ("png" if model.spec.in_dim == 2 else "obj")
     bar = _ProgressLine(not args.json)
     t0 = time.perf_counter()
     if args.shots:
         names, codes, _ = drive(load_code_shots(model, args.shots), on_progress=bar)
-        model = drive(adapt_codes(model, names, codes), on_progress=bar)
+        model = drive(adapt_codes(model, names, codes, code_adapt_recipe(model.spec)), on_progress=bar)
     method = args.method or model.method
     cfg = GenerateConfig(n=args.n, diversity=args.diversity, seed=args.seed, method=method,
                          steps=args.steps, guidance=args.guidance, blend=tuple(args.blend) if args.blend else None)
@@ -448,7 +452,7 @@ def _generate_structured(args) -> None:
     seconds = time.perf_counter() - t0
     result = {"output": args.out, "format": fmt, "method": cfg.method, "n": cfg.n,
               "sample_seconds": round(t_sample, 3), "total_seconds": round(seconds, 3), "samples": records}
-    if fmt != "safetensors":
+    if fmt not in ("safetensors", "png"):
         result["watertight"] = sum(1 for r in records if r.get("watertight") and r.get("pieces") == 1)
     extra = f", {result['watertight']} watertight single meshes" if "watertight" in result else ""
     _emit(args, result, f"wrote {cfg.n} {fmt} files to {args.out} in {seconds:.1f} s{extra}")
@@ -634,6 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--lr", type=float, default=None)
     sp.add_argument("--reg-weight", type=float, default=None, help="λ of the equivariance regulariser")
     sp.add_argument("--reg-items", type=int, default=None, help="items per batch the regulariser sees (16)")
+    sp.add_argument("--field-weight", type=float, default=None,
+                    help="structured 2D: weight of the decoded-image error (default from the recipe)")
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--minutes", type=float, default=None, help="stop and save after this long")
     sp.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
@@ -669,7 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
                     choices=["equigen", "equigen-no-perturb", "hyperdiffusion", "shots-noise"],
                     help="default: the method the model was trained with")
     sp.add_argument("--steps", type=int, default=50, help="DDIM steps")
-    sp.add_argument("--guidance", type=float, default=2.0, help="classifier-free guidance scale")
+    sp.add_argument("--guidance", type=float, default=None,
+                    help="classifier-free guidance scale (1 = none; default: the model's, 1 for 2D structured models, else 2)")
     sp.add_argument("--blend", type=int, nargs=2, default=None, metavar=("A", "B"),
                     help="interpolate between shots A and B (0-based) instead of perturbing")
     common(sp)
@@ -692,7 +699,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--samples", type=int, default=None, help="samples per method and value (default 64 2D, 24 3D)")
     sp.add_argument("--classes", type=_csv, default=None, metavar="A,B,...", help="default: the target classes")
     sp.add_argument("--steps", type=int, default=None, help="DDIM steps (default 50)")
-    sp.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default 2)")
+    sp.add_argument("--guidance", type=float, default=None, help="classifier-free guidance scale (default: each model's)")
     sp.add_argument("--adapt-steps", type=int, default=None, help="default: the model's adaptation recipe")
     sp.add_argument("--resolution", type=int, default=None, help="3D marching-cubes grid (default 64)")
     sp.add_argument("--seed", type=int, default=None)
@@ -708,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_bench_speed)
 
     sp = sub.add_parser("recipe", help="rebuild a bundled model from nothing (corpus, encoder, generator; resumable)")
-    sp.add_argument("name", help="shapes-3d")
+    sp.add_argument("name", help="the bundled model to rebuild: shapes-3d or glyphs-2d")
     sp.add_argument("--out", required=True, help="working folder; the packed model is OUT/NAME.safetensors")
     common(sp)
     sp.set_defaults(func=cmd_recipe)
@@ -728,7 +735,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--init-mode", choices=["shared", "independent", "structured"], default="shared",
                     help="first fit of every item from one shared init (default) or its own; "
-                         "structured (3D): every item a code in a shared network learned over the corpus")
+                         "structured: every item a code in a shared network learned over the corpus")
     sp.add_argument("--base-steps", type=int, default=None,
                     help="structured: training steps of the shared network (default from the recipe)")
     sp.add_argument("--workers", type=int, default=1, help="structured: processes that sample meshes")

@@ -10,6 +10,7 @@ again after an interruption finishes the job.
     DIR/encoder.safetensors E_φ over complete INRs
     DIR/generator.safetensors   the full-precision trained model
     DIR/NAME.safetensors    the packed model (float16 networks), what resources/models/ holds
+    DIR/examples/           the example pack: 10 held-out shots as the user gives them and as INRs
 """
 
 from __future__ import annotations
@@ -21,24 +22,28 @@ from pathlib import Path
 from engine.data.build import BuildConfig
 from engine.data.store import read_manifest
 from engine.diffusion.code_model import load_code_model, save_code_model
-from engine.diffusion.code_train import CodeTrainConfig, train_codes
+from engine.data.example_pack import write_example_pack
+from engine.diffusion.code_train import CodeTrainConfig, code_train_recipe, train_codes
 from engine.encoder.model import load_encoder
 from engine.encoder.pretrain import PretrainConfig, pretrain
 from engine.errors import InputError
 from engine.progress import Progress, ProgressGen, relay
-from engine.weightspace.corpus import StructuredRecipe, build_structured_corpus, load_structured
+from engine.spec import MNIST_SIREN
+from engine.weightspace.corpus import IMAGE_RECIPE, StructuredRecipe, build_structured_corpus, load_structured
 from engine.weightspace.structured import BaseConfig
 
 
 @dataclass(frozen=True)
 class ModelRecipe:
-    """Every setting that decides a bundled structured 3D model."""
+    """Every setting that decides a bundled structured model (2D or 3D)."""
 
     name: str
     corpus: BuildConfig
     structured: StructuredRecipe
     pretrain: PretrainConfig
     train: CodeTrainConfig
+    example_class: str  # the held-out class of the example pack
+    example_count: int = 10
 
 
 RECIPES = {
@@ -48,6 +53,15 @@ RECIPES = {
         structured=StructuredRecipe(workers=2, base=BaseConfig(steps=15_000)),
         pretrain=PretrainConfig(epochs=8, batch_size=32),
         train=CodeTrainConfig(),
+        example_class="mug",
+    ),
+    "glyphs-2d": ModelRecipe(
+        name="glyphs-2d",
+        corpus=BuildConfig(kind="glyphs", per_class=300, init_mode="structured"),
+        structured=IMAGE_RECIPE,
+        pretrain=PretrainConfig(),
+        train=code_train_recipe(MNIST_SIREN),
+        example_class="9",
     ),
 }
 
@@ -92,6 +106,7 @@ def run_recipe(recipe: ModelRecipe, out: str | Path) -> ProgressGen[dict]:
     if model.meta.get("train", {}).get("stopped_by_time_limit"):
         raise InputError(f"{full}: its training stopped early; run the recipe again to finish it")
     save_code_model(packed, model, half=True)
+    write_example_pack(corpus, recipe.example_class, out / "examples", recipe.example_count)
     yield Progress("recipe", 1, 1, f"wrote {packed}")
     return {"recipe": recipe.name, "model": str(packed), "megabytes": round(packed.stat().st_size / 1e6, 2),
             "seconds": {k: round(v, 1) for k, v in seconds.items()}}

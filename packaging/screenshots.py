@@ -3,7 +3,7 @@ virtual display.
 
 Run: ``xvfb-run -a -s "-screen 0 1400x900x24" .venv/bin/python packaging/screenshots.py
 [--out docs/screenshots] [--only 2d|3d]``. Each session starts in a fresh data folder: the 2D one
-adds four bundled glyphs and generates with ``glyphs-equigen``, the 3D one adds the bundled mug
+adds the bundled pack of ten held-out nines and generates with ``glyphs-2d``, the 3D one adds the bundled mug
 pack's INR files and generates with ``shapes-3d``; a result is shown in the viewer, then the
 screen is grabbed (so the OpenGL view is in the picture).
 """
@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SESSIONS = {
-    "2d": {"model": "glyphs-equigen.safetensors", "count": 16, "seed": 3,
-           "references": [ROOT / "resources" / "examples" / f"glyph_{c}.safetensors" for c in "29AQ"]},
+    "2d": {"model": "glyphs-2d.safetensors", "count": 16, "seed": 3,
+           "references": sorted((ROOT / "resources" / "examples" / "nines").glob("*.png"))},
     "3d": {"model": "shapes-3d.safetensors", "count": 12, "seed": 0,
            "references": sorted((ROOT / "resources" / "examples" / "mugs").glob("*.safetensors"))},
 }

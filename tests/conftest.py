@@ -76,12 +76,24 @@ def fitted_shape():
     return INR.from_batch(HD_OCCUPANCY, out.params, 0, {"iou": float(out.quality[0])}), out
 
 
+def bag_shots(folder: Path, count: int = 5) -> list[Path]:
+    """Fashion-MNIST test bags (a held-out class of the tiny corpora) as PNG shots in ``folder``."""
+    from PIL import Image
+
+    from engine.data.idx import fashion_mnist
+
+    images, labels = fashion_mnist("test")
+    shots = []
+    for i, j in enumerate(np.where(labels == 8)[0][:count]):
+        shots.append(folder / f"bag{i}.png")
+        Image.fromarray(images[j]).save(shots[-1])
+    return shots
+
+
 @pytest.fixture(scope="session")
 def tiny2d(tmp_path_factory):
     """A tiny Fashion-MNIST corpus, encoder and EquiGen + HyperDiffusion models, made once."""
     import dataclasses
-
-    from PIL import Image
 
     from engine.data.build import BuildConfig, build_corpus
     from engine.diffusion.denoiser import DenoiserConfig
@@ -102,11 +114,42 @@ def tiny2d(tmp_path_factory):
     drive(train(corpus, model, enc, tiny_train))
     hd = root / "hd.safetensors"
     drive(train(corpus, hd, None, dataclasses.replace(tiny_train, method="hyperdiffusion")))
-    from engine.data.idx import fashion_mnist
+    shots = bag_shots(root)
+    return {"corpus": corpus, "encoder": enc, "model": model, "hd": hd, "shots": shots, "root": root}
 
-    images, labels = fashion_mnist("test")
-    shots = []
-    for i, j in enumerate(np.where(labels == 8)[0][:5]):  # bags: a target class
-        shots.append(root / f"bag{i}.png")
-        Image.fromarray(images[j]).save(shots[-1])
+
+@pytest.fixture(scope="session")
+def structured2d(tmp_path_factory):
+    """The 2D design that ships, tiny: a structured Fashion-MNIST corpus (a shared SIREN and a
+    code per image), an encoder, and EquiGen + HyperDiffusion code models, made once."""
+    import dataclasses
+
+    from engine.data.build import BuildConfig
+    from engine.diffusion.code_denoiser import CodeDenoiserConfig
+    from engine.diffusion.code_train import code_train_recipe, train_codes
+    from engine.encoder.model import EncoderConfig, load_encoder
+    from engine.encoder.pretrain import PretrainConfig, pretrain
+    from engine.progress import drive
+    from engine.spec import MNIST_SIREN
+    from engine.weightspace.corpus import IMAGE_RECIPE, build_structured_corpus, load_structured
+    from engine.weightspace.structured import BaseConfig, CodeFitConfig
+
+    root = tmp_path_factory.mktemp("structured2d")
+    corpus = root / "corpus"
+    recipe = dataclasses.replace(
+        IMAGE_RECIPE, base=BaseConfig(rank=4, steps=300, shapes_per_step=16, points_per_shape=256, lr=1e-2,
+                                      code_lr=1e-2, warmup=10),
+        fit=CodeFitConfig(steps=100, points_per_shape=784, lr=1e-2))
+    drive(build_structured_corpus(BuildConfig(kind="fashion-mnist", per_class=6, init_mode="structured"), corpus,
+                                  recipe))
+    enc = root / "enc.safetensors"
+    drive(pretrain(corpus, enc, PretrainConfig(epochs=1, batch_size=16, encoder=EncoderConfig(
+        width=8, depth=2, feature_dim=32, proj_dim=16))))
+    base, codes, _ = load_structured(corpus)
+    tiny = dataclasses.replace(code_train_recipe(MNIST_SIREN), steps=20, batch_size=16, checkpoint_every=10,
+                               denoiser=CodeDenoiserConfig(width=32, depth=1))
+    model, hd = root / "model.safetensors", root / "hd.safetensors"
+    drive(train_codes(base, codes, model, load_encoder(enc)[0], tiny))
+    drive(train_codes(base, codes, hd, None, dataclasses.replace(tiny, method="hyperdiffusion")))
+    shots = bag_shots(root)
     return {"corpus": corpus, "encoder": enc, "model": model, "hd": hd, "shots": shots, "root": root}

@@ -36,8 +36,8 @@ from engine.data.store import CorpusPaths, read_manifest
 from engine.decode import decode_images, grid_to_mesh, occupancy_grid
 from engine.diffusion.adapt import adapt, adapt_recipe
 from engine.diffusion.code_model import CODE_MODEL_FORMAT, CodeDiffusion, CodeShots, load_code_model, model_format
-from engine.diffusion.code_sample import sample_codes
-from engine.diffusion.code_train import CodeAdaptConfig, adapt_codes
+from engine.diffusion.code_sample import code_sampling, sample_codes
+from engine.diffusion.code_train import adapt_codes, code_adapt_recipe
 from engine.diffusion.generate import GENERATION_METHODS, GenerateConfig, sample
 from engine.diffusion.model_file import Shots, WeightDiffusion, load_model
 from engine.errors import EmptyFieldError, InputError
@@ -69,7 +69,7 @@ class QualityConfig:
     samples: int | None = None  # per method, diversity and shot set; None: 64 in 2D, 24 in 3D
     classes: tuple[str, ...] | None = None  # None: the corpus' target classes
     steps: int = 50  # DDIM steps
-    guidance: float = 2.0
+    guidance: float | None = None  # None: each model's own default
     adapt_steps: int | None = None  # None: the model's adaptation recipe
     resolution: int = 64  # 3D: marching-cubes grid for samples and references alike
     seed: int = 0
@@ -105,7 +105,7 @@ def _corpus_sha(data: Path) -> str:
 def _load(path, structured: bool) -> Model:
     coded = model_format(path) == CODE_MODEL_FORMAT
     if coded != structured:
-        need = "a structured 3D model ('equigen train' on this corpus)" if structured else "a raw-weight model"
+        need = "a structured model ('equigen train' on this corpus)" if structured else "a raw-weight model"
         raise InputError(f"{path}: the corpus needs {need}; evaluate a model on the corpus it was trained on")
     return load_code_model(path) if coded else load_model(path)
 
@@ -124,13 +124,13 @@ def _check_model(model: Model, spec: INRSpec, corpus_sha: str, path) -> None:
 def _has_prior(model: Model) -> bool:
     """Whether D can widen the model's adapted prior."""
     if isinstance(model, CodeDiffusion):
-        return model.process.prior is not None
+        return model.process.prior is not None and code_sampling(model.spec).widen_prior
     return model.denoiser.has_prior
 
 
 def _adapt(model: Model, shots: Shots, seed: int, steps: int | None) -> ProgressGen[Model]:
     if isinstance(model, CodeDiffusion):
-        recipe = CodeAdaptConfig(seed=seed)
+        recipe = dataclasses.replace(code_adapt_recipe(model.spec), seed=seed)
         recipe = dataclasses.replace(recipe, steps=steps or recipe.steps)
         return (yield from adapt_codes(model, shots.names, model.base.codes_of(shots.params), recipe))
     recipe = adapt_recipe(model.spec)

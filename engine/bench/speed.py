@@ -31,7 +31,7 @@ from engine.progress import Progress, ProgressGen
 SECTIONS = ("fit-2d", "fit-3d", "generator-2d", "generator-3d", "extract", "thumbnails")
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "resources" / "examples"
-DEFAULT_MODEL_2D = ROOT / "resources" / "models" / "glyphs-equigen.safetensors"
+DEFAULT_MODEL_2D = ROOT / "resources" / "models" / "glyphs-2d.safetensors"
 DEFAULT_MODEL_3D = ROOT / "resources" / "models" / "shapes-3d.safetensors"
 
 

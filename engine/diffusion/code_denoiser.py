@@ -1,4 +1,4 @@
-"""The denoiser of the structured 3D space: a residual MLP over a shape's code.
+"""The denoiser of the structured weight space: a residual MLP over a shape's code.
 
 A code (``weightspace/structured.py``) is a few hundred numbers with no symmetry left, so the
 network is a stack of pre-LN residual MLP blocks over the whole vector, modulated by the timestep

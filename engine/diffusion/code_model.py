@@ -1,4 +1,4 @@
-"""The 3D generator's model file in the structured weight space: everything to adapt and sample.
+"""A generator's model file in the structured weight space: everything to adapt and sample.
 
 Tensors: ``base.*`` (the shared network, ``weightspace/structured.py``), ``denoiser.*`` (the EMA
 weights of the code denoiser), ``process.prior.*`` (the Gaussian the skip filters through: the
@@ -143,7 +143,7 @@ def load_code_model(path: str | os.PathLike) -> CodeDiffusion:
     except (SafetensorError, OSError) as e:
         raise InputError(f"{path}: unreadable model file ({e})") from None
     if header.get("format") != CODE_MODEL_FORMAT:
-        raise InputError(f"{path}: not a structured 3D model file")
+        raise InputError(f"{path}: not a structured model file")
     try:
         spec = INRSpec.from_json(header["spec"])
         base = base_from_tensors(spec, _prefixed(tensors, "base."))

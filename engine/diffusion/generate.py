@@ -43,6 +43,9 @@ from engine.progress import Progress, ProgressGen
 GENERATION_METHODS = ("equigen", "equigen-no-perturb", "hyperdiffusion", "shots-noise")
 
 
+DEFAULT_GUIDANCE = 2.0  # raw-weight models: the scale their samples were measured at (README)
+
+
 @dataclass(frozen=True)
 class GenerateConfig:
     n: int = 16
@@ -50,7 +53,7 @@ class GenerateConfig:
     seed: int = 0
     method: str = "equigen"
     steps: int = 50  # DDIM steps
-    guidance: float = 2.0  # classifier-free guidance scale (1 = none)
+    guidance: float | None = None  # classifier-free guidance scale (1 = none); None: the model's own
     isotropic: float = 0.1
     blend: tuple[int, int] | None = None  # shot indices to interpolate between
     precision: str = "auto"
@@ -145,7 +148,8 @@ def sample(model: WeightDiffusion, shots: Shots | None = None,
     den = model.denoiser
     widens = config.method in ("equigen", "hyperdiffusion") and config.blend is None and model.shots is not None
     widen = 1 + config.diversity if widens else 1.0
-    guided = cond is not None and config.guidance != 1.0
+    guidance = DEFAULT_GUIDANCE if config.guidance is None else config.guidance
+    guided = cond is not None and guidance != 1.0
 
     @torch.inference_mode()
     def predict_x0(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -156,7 +160,7 @@ def sample(model: WeightDiffusion, shots: Shots | None = None,
                 out = den(torch.cat([tokens, tokens]), torch.cat([t, t]), torch.cat([cond, cond]), drop,
                           prior_widen=widen).float()
                 c, u = out.chunk(2)
-                out = u + config.guidance * (c - u)
+                out = u + guidance * (c - u)
             else:
                 out = den(tokens, t, cond, prior_widen=widen).float()
         return from_tokens(layout, out)

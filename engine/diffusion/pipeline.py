@@ -1,7 +1,7 @@
 """One path from files to generated INRs for every kind of model file.
 
 Raw-weight models (``model_file.py``: 2D, and 3D corpora fitted from a shared initialisation)
-and structured 3D models (``code_model.py``: codes of a shared network) load, adapt to shot
+and structured models (``code_model.py``: codes of a shared network) load, adapt to shot
 files and sample through the same four calls, so the CLI, the studio's session and the
 benchmarks do exactly the same thing with either.
 """
@@ -14,7 +14,7 @@ from engine.diffusion.adapt import AdaptConfig, adapt, adapt_recipe
 from engine.diffusion.code_model import CODE_MODEL_FORMAT, CodeDiffusion, load_code_model, model_format
 from engine.diffusion.code_sample import sample_codes
 from engine.diffusion.code_shots import load_code_shots
-from engine.diffusion.code_train import CodeAdaptConfig, adapt_codes
+from engine.diffusion.code_train import CodeAdaptConfig, adapt_codes, code_adapt_recipe
 from engine.diffusion.generate import GenerateConfig, sample
 from engine.diffusion.model_file import WeightDiffusion, load_model
 from engine.diffusion.shots import load_shots
@@ -33,7 +33,7 @@ def load_generator(path: str | os.PathLike) -> Generator:
 
 def adapt_recipe_for(model: Generator) -> AdaptConfig | CodeAdaptConfig:
     """The default adaptation recipe of ``model``'s kind and domain."""
-    return CodeAdaptConfig() if isinstance(model, CodeDiffusion) else adapt_recipe(model.spec)
+    return code_adapt_recipe(model.spec) if isinstance(model, CodeDiffusion) else adapt_recipe(model.spec)
 
 
 def adapt_to_files(model: Generator, shot_paths: list[str | os.PathLike],

@@ -45,17 +45,18 @@ def describe_model(model: WeightDiffusion | CodeDiffusion, path: str | os.PathLi
     steps = train.get("steps") or train.get("recipe", {}).get("steps")
     shapes = train.get("source_codes") or train.get("source_inrs")
     recipe = ", ".join(x for x in (
-        "structured 3D space" if isinstance(model, CodeDiffusion) else "raw weights",
+        "structured space" if isinstance(model, CodeDiffusion) else "raw weights",
         f"{steps:,} training steps" if steps else "",
         f"{shapes:,} source shapes" if shapes else "",
-        f"corpus {model.meta['corpus']}" if model.meta.get("corpus") else "") if x)
+        f"equigen recipe {model.meta['recipe']}" if model.meta.get("recipe")
+        else f"corpus {model.meta['corpus']}" if model.meta.get("corpus") else "") if x)
     return ModelInfo(str(path), model.method, model.spec.name, "2d" if model.spec.in_dim == 2 else "3d",
                      tuple(classes.get("target", ())), tuple(classes.get("source", ())), recipe)
 
 
 class GenerationSession:
     """A loaded model plus the cached adaptation to the current shots. Raw-weight models
-    (``model_file.py``) and structured 3D models (``code_model.py``) alike."""
+    (``model_file.py``) and structured models (``code_model.py``) alike."""
 
     def __init__(self, model_path: str | os.PathLike, adapt_config: AdaptConfig | CodeAdaptConfig | None = None,
                  adapted_file: str | os.PathLike | None = None):

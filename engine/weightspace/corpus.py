@@ -1,10 +1,12 @@
-"""Building a corpus in the structured 3D weight space (``structured.py``).
+"""Building a corpus in the structured weight space (``structured.py``), of meshes or images.
 
-A mesh corpus built with ``init_mode="structured"`` goes through four resumable stages, all in
-the usual corpus directory so that everything that reads corpora (the encoder's pre-training,
+A corpus built with ``init_mode="structured"`` goes through four resumable stages, all in the
+usual corpus directory so that everything that reads corpora (the encoder's pre-training,
 contact sheets, ``data info``) works on it unchanged:
 
-    samples/chunk-NNNNN.safetensors   occupancy samples of every item (points fp16, labels uint8)
+    samples/chunk-NNNNN.safetensors   what each item is fitted to: occupancy samples of a mesh
+                                      (points fp16, labels uint8), or an image's pixels (labels
+                                      fp16 in [0, 1], in ``image_grid`` order; no points stored)
     base.safetensors                  the shared part, learned over the source split's samples
                                       (``base.safetensors.ckpt`` while it trains: it resumes)
     codes.safetensors                 every item's code, in plan order
@@ -36,11 +38,12 @@ from engine.data.build import BuildConfig, _finalise, _item_seed, _plan, make_so
 from engine.data.sources import Item, Source
 from engine.data.store import CorpusPaths, read_jsonl, read_manifest, write_shard
 from engine.errors import InputError
+from engine.functional import image_grid
 from engine.fit.meshes import MeshFitConfig, normalise_mesh, sample_occupancy
 from engine.progress import Progress, ProgressGen, relay
 from engine.spec import INRSpec
 from engine.weightspace.structured import (
-    BaseConfig, CodeFitConfig, SharedBase, code_iou, fit_together, load_base, save_base, train_base,
+    BaseConfig, CodeFitConfig, SharedBase, code_quality, fit_together, load_base, save_base, train_base,
 )
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,21 @@ class StructuredRecipe:
     refit_source: bool = False  # True: refit source codes as shots are fitted, not keep the base's
 
 
+# Images: every pixel is a sample, so a step can draw few of them from many glyphs; the codes
+# need ~200 visits each, hence many shapes a step (17,400 glyphs: 5.3 min, source codes 29.2 dB).
+# A new glyph is fitted on all its pixels (10 held-out nines and Gs: 36.3/33.9 dB in 1,000 steps,
+# 2-5 s; a code rate of 1e-2 gives 37.4/34.9 dB, docs/EXPERIMENTS.md).
+IMAGE_RECIPE = StructuredRecipe(
+    base=BaseConfig(rank=8, steps=30_000, shapes_per_step=128, points_per_shape=256),
+    fit=CodeFitConfig(steps=1000, points_per_shape=784))
+
+
+def structured_recipe(dimension: str, workers: int = 1) -> StructuredRecipe:
+    """The structured recipe of a domain ("2d" images, "3d" meshes)."""
+    recipe = IMAGE_RECIPE if dimension == "2d" else StructuredRecipe()
+    return dataclasses.replace(recipe, workers=workers)
+
+
 def samples_path(paths: CorpusPaths, chunk: int) -> Path:
     return paths.root / "samples" / f"chunk-{chunk:05d}.safetensors"
 
@@ -77,6 +95,11 @@ def codes_path(paths: CorpusPaths) -> Path:
 def _sample_one(job):
     source, item, spec, config, seed = job
     try:
+        if source.dimension == "2d":
+            pixels = np.asarray(source.load(item), dtype=np.float32).reshape(-1)
+            if pixels.size != spec.grid_size**2:
+                raise InputError(f"a {pixels.size}-pixel frame for a {spec.grid_size}² spec")
+            return (None, pixels, None, pixels), None
         mesh = normalise_mesh(source.load(item))
         s = sample_occupancy(mesh, spec, config, seed=seed)
     except Exception as e:  # one bad item is skipped and recorded, never fatal
@@ -108,19 +131,29 @@ def _sample_chunk(source: Source, spec: INRSpec, rows_in, recipe: StructuredReci
         if not kept:
             return torch.zeros((0, *shape), dtype=dtype)
         return torch.from_numpy(np.stack([res[j] for _, _, res in kept])).to(dtype)
-    tensors = {"points": stack(0, (p, 3), torch.float16), "labels": stack(1, (p,), torch.uint8),
-               "eval_points": stack(2, (n.eval_points, 3), torch.float16),
-               "eval_labels": stack(3, (n.eval_points,), torch.uint8),
-               "plan_index": torch.tensor([g for g, _, _ in kept], dtype=torch.long)}
+    if source.dimension == "2d":
+        tensors = {"labels": stack(1, (spec.grid_size**2,), torch.float16)}
+    else:
+        tensors = {"points": stack(0, (p, 3), torch.float16), "labels": stack(1, (p,), torch.uint8),
+                   "eval_points": stack(2, (n.eval_points, 3), torch.float16),
+                   "eval_labels": stack(3, (n.eval_points,), torch.uint8)}
+    tensors["plan_index"] = torch.tensor([g for g, _, _ in kept], dtype=torch.long)
     with atomic_path(path) as tmp:
         save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
                   metadata={"skipped": json.dumps(skipped)})
 
 
-def load_samples(paths: CorpusPaths, chunks: list[int]) -> dict[str, torch.Tensor]:
-    """The samples of ``chunks``, concatenated; ``plan_index`` says which plan row each is."""
+def load_samples(paths: CorpusPaths, chunks: list[int], spec: INRSpec) -> dict[str, torch.Tensor]:
+    """The samples of ``chunks``, concatenated; ``plan_index`` says which plan row each is.
+    Images come back as samples too: every item's points are the pixel grid (one shared,
+    expanded tensor) and its labels and evaluation labels its pixel values."""
     parts = [load_file(str(samples_path(paths, c))) for c in chunks]
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    out = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    if "points" not in out:
+        grid = image_grid(spec.grid_size, spec.domain)
+        out["points"] = out["eval_points"] = grid.expand(len(out["labels"]), -1, -1)
+        out["eval_labels"] = out["labels"]
+    return out
 
 
 def _save_codes(paths: CorpusPaths, codes: torch.Tensor, fitted: torch.Tensor) -> None:
@@ -139,8 +172,8 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
     t0 = time.perf_counter()
     paths = CorpusPaths(Path(out))
     source = make_source(config)
-    if source.dimension != "3d":
-        raise InputError("the structured weight space is for 3D shapes; build 2D corpora with --init-mode shared")
+    if source.dimension not in ("2d", "3d"):
+        raise InputError("the structured weight space is fitted to meshes or images, not to ready-made INRs")
     yield Progress("plan", 0, 1, "listing items")
     _plan(source, config, paths)
     manifest = read_manifest(paths.root)
@@ -153,7 +186,7 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
         rows_in = [(g, r) for g, r in enumerate(plan) if r["chunk"] == c]
         yield from relay(_sample_chunk(source, spec, rows_in, recipe, config.seed, samples_path(paths, c)),
                          f"samples {c + 1}/{len(chunks)}")
-    samples = load_samples(paths, chunks)
+    samples = load_samples(paths, chunks, spec)
     split = np.array([plan[int(g)]["split"] for g in samples["plan_index"]])
     src = torch.from_numpy(np.nonzero(split == "source")[0])
     if len(src) < 2:
@@ -196,13 +229,15 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
         if rows:
             at = torch.tensor([position[g] for g, _ in rows])
             chunk_codes = codes[torch.tensor([g for g, _ in rows])]
-            iou = code_iou(base, chunk_codes, samples["eval_points"][at].float(), samples["eval_labels"][at])
+            quality, metric = code_quality(base, chunk_codes, samples["eval_points"][at].float(),
+                                           samples["eval_labels"][at])
             params = base.full_params(chunk_codes)
         else:
-            iou, params = [], None
+            quality, metric, params = [], "", None
+        target = config.image_fit.target_psnr if metric == "psnr_db" else 0.9
         records = [{"item": r["item"], "class": r["class"], "split": r["split"], "init": "structured",
-                    "init_k": 0, "quality": round(float(q), 4), "metric": "iou", "steps": None,
-                    "reached": bool(q >= 0.9)} for (g, r), q in zip(rows, iou)]
+                    "init_k": 0, "quality": round(float(q), 4), "metric": metric, "steps": None,
+                    "reached": bool(q >= target)} for (g, r), q in zip(rows, quality)]
         write_shard(paths.shard(c), spec, params, records, [], time.perf_counter() - chunk_t0)
         yield Progress("build", c + 1, len(chunks), f"wrote chunk {c + 1} of {len(chunks)}")
     if read_manifest(paths.root)["status"] != "complete":

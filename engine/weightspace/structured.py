@@ -1,4 +1,4 @@
-"""A structured 3D weight space: one shared occupancy MLP, a compact code per shape.
+"""A structured weight space: one shared MLP, a compact code per shape (3D occupancy or 2D image).
 
 Raw per-shape weights are not a shape space: the midpoint of two fitted chairs tears, the
 shots' Gaussian makes blobs (shared/docs/METHOD.md §8). Here every shape is a variation of one
@@ -93,8 +93,8 @@ class SharedBase(torch.nn.Module):
 
     def __init__(self, spec: INRSpec, rank: int = 16, generator: torch.Generator | None = None):
         super().__init__()
-        if spec.activation != "relu" or spec.output != "occupancy_logit" or spec.out_dim != 1:
-            raise ValueError("the structured space is built for ReLU occupancy specs with one output")
+        if spec.out_dim != 1 or (spec.activation, spec.output) not in (("relu", "occupancy_logit"), ("sine", "intensity")):
+            raise ValueError("the structured space is built for ReLU occupancy and SIREN intensity specs with one output")
         self.spec = spec
         self.rank = rank
         widths = spec.widths
@@ -103,7 +103,11 @@ class SharedBase(torch.nn.Module):
         parts = []
         for i in range(spec.num_layers - 1):
             fan_in, fan_out = widths[i], widths[i + 1]
-            w = (torch.rand(fan_out, fan_in, generator=generator) * 2 - 1) * math.sqrt(6.0 / fan_in)
+            if spec.activation == "sine":  # SIREN's scheme, as ``functional.init_params``
+                bound = 1.0 / fan_in if i == 0 else math.sqrt(6.0 / fan_in) / spec.w0
+            else:
+                bound = math.sqrt(6.0 / fan_in)
+            w = (torch.rand(fan_out, fan_in, generator=generator) * 2 - 1) * bound
             self.weights.append(torch.nn.Parameter(w))
             self.patterns.append(torch.nn.Parameter(torch.randn(fan_out, rank, generator=generator) / math.sqrt(max(1, rank))))
             parts.append((torch.rand(fan_out, generator=generator) * 2 - 1) / math.sqrt(fan_in))
@@ -126,18 +130,28 @@ class SharedBase(torch.nn.Module):
         factors = [c.view(c.shape[0], self.rank, -1) for c in parts[hidden + 2:]]
         return parts[:hidden], parts[hidden], parts[hidden + 1], factors
 
-    def logits(self, codes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        """Occupancy logits: codes ``(N, code_dim)``, points ``(N, P, 3)`` or ``(P, 3)`` → ``(N, P)``."""
+    def outputs(self, codes: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """The field at points, as ``functional.forward`` of ``inr_params`` (occupancy logits or
+        intensities): codes ``(N, code_dim)``, points ``(N, P, in_dim)`` or ``(P, in_dim)`` → ``(N, P)``."""
         h = positional_encoding(self.spec, points)
         if h.dim() == 2:
             h = h.expand(codes.shape[0], -1, -1)
         biases, readout, out_bias, factors = self.unpack(codes)
+        sine = self.spec.activation == "sine"
         for w, pattern, c, b in zip(self.weights, self.patterns, factors, biases):
             pre = h @ w.T + b[:, None]
             if self.rank:
                 pre = pre + (h @ c.transpose(1, 2)) @ pattern.T  # h (W + B C)ᵀ without forming B C
-            h = torch.relu(pre)
-        return (h @ readout[:, :, None])[..., 0] + out_bias
+            h = torch.sin(self.spec.w0 * pre) if sine else torch.relu(pre)
+        return (h @ readout[:, :, None])[..., 0] + out_bias + self.spec.output_offset
+
+    def field_loss(self, codes: torch.Tensor, points: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Per-shape loss ``(N,)`` against targets ``(N, P)``: BCE on occupancy (1 inside), MSE
+        on intensities in [0, 1]."""
+        out = self.outputs(codes, points)
+        if self.spec.output == "occupancy_logit":
+            return torch.nn.functional.binary_cross_entropy_with_logits(out, targets, reduction="none").mean(1)
+        return ((out - targets) ** 2).mean(1)
 
     def inr_params(self, codes: torch.Tensor) -> Params:
         """Complete INRs of ``spec`` for ``codes (N, code_dim)``, differentiable in the codes:
@@ -219,8 +233,8 @@ def train_base(spec: INRSpec, points: torch.Tensor, labels: torch.Tensor,
                ) -> ProgressGen[tuple[SharedBase, torch.Tensor, dict]]:
     """Learn the shared part and one code per shape of a corpus (an auto-decoder).
 
-    points ``(N, P, 3)`` and labels ``(N, P)`` (1 inside) are each shape's training samples in
-    the spec's domain. Returns the base, the codes ``(N, code_dim)`` and a summary. With
+    points ``(N, P, in_dim)`` and labels ``(N, P)`` (occupancy, 1 inside; or pixel values) are
+    each shape's training samples in the spec's domain. Returns the base, the codes ``(N, code_dim)`` and a summary. With
     ``checkpoint`` the run saves itself every ``checkpoint_every`` steps and resumes from it
     (same config and ``data_id`` only); every step draws from its own seeded generator, so a
     resumed run equals an uninterrupted one.
@@ -242,20 +256,20 @@ def train_base(spec: INRSpec, points: torch.Tensor, labels: torch.Tensor,
         rows = torch.randperm(n, generator=g)[: config.shapes_per_step]
         p, y = _draw(points, labels, rows, config.points_per_shape, g)
         z = table.codes[rows].clone().requires_grad_(True)
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(base.logits(z, p), y)
-        loss = bce + config.code_penalty * (z**2).sum(1).mean()
+        fit_loss = base.field_loss(z, p, y).mean()
+        loss = fit_loss + config.code_penalty * (z**2).sum(1).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
         table.update(rows, z.grad * len(rows), code_lr)  # each code's own loss, not its share
         step += 1
-        recent = (recent + [float(bce.detach())])[-50:]
+        recent = (recent + [float(fit_loss.detach())])[-50:]
         if checkpoint is not None and (step % checkpoint_every == 0 or step == config.steps):
             save_checkpoint(checkpoint, {"base": base, "codes": table}, opt, step, header)
         if step % 25 == 0 or step == config.steps:
-            yield Progress("train base", step, config.steps, metrics={"bce": sum(recent) / len(recent)})
+            yield Progress("train base", step, config.steps, metrics={"loss": sum(recent) / len(recent)})
     summary = {"config": asdict(config), "shapes": n, "seconds": round(time.perf_counter() - t0, 1),
-               "final_bce": sum(recent) / max(1, len(recent))}
+               "final_loss": sum(recent) / max(1, len(recent))}
     return base, table.codes.clone(), summary
 
 
@@ -278,14 +292,13 @@ def fit_codes(base: SharedBase, points: torch.Tensor, labels: torch.Tensor,
         for step in range(config.steps):
             opt.param_groups[0]["lr"] = _cosine(step, config.steps, config.lr, config.lr_final)
             p, y = _draw(points, labels, rows, config.points_per_shape, g)
-            logits = base.logits(z, p)
-            bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, y, reduction="none").mean(1)
-            loss = (bce + config.code_penalty * (z**2).sum(1)).sum()
+            fit_loss = base.field_loss(z, p, y)
+            loss = (fit_loss + config.code_penalty * (z**2).sum(1)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if (step + 1) % 25 == 0:
-                yield Progress("fit codes", step + 1, config.steps, metrics={"bce": float(bce.detach().mean())})
+                yield Progress("fit codes", step + 1, config.steps, metrics={"loss": float(fit_loss.detach().mean())})
     finally:
         base.requires_grad_(True)
     return z.detach().clone()
@@ -314,11 +327,23 @@ def fit_together(base: SharedBase, points: torch.Tensor, labels: torch.Tensor,
 @torch.no_grad()
 def code_iou(base: SharedBase, codes: torch.Tensor, points: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
     """Volumetric IoU ``(B,)`` of coded shapes on evaluation points ``(B, E, 3)``, labels ``(B, E)``."""
-    pred = base.logits(codes, points) > 0
+    pred = base.outputs(codes, points) > 0
     gt = labels > 0.5
     inter = (pred & gt).sum(1).float()
     union = (pred | gt).sum(1).float()
     return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(inter)).numpy()
+
+
+@torch.no_grad()
+def code_quality(base: SharedBase, codes: torch.Tensor, points: torch.Tensor, targets: torch.Tensor,
+                 ) -> tuple[np.ndarray, str]:
+    """How well codes ``(B, k)`` hold their shapes: IoU on occupancy samples, PSNR in dB on image
+    pixels (values in [0, 1]); points ``(B, E, in_dim)``, targets ``(B, E)``. Returns the values
+    ``(B,)`` and the metric's name as corpora record it ("iou" or "psnr_db")."""
+    if base.spec.output == "occupancy_logit":
+        return code_iou(base, codes, points, targets), "iou"
+    mse = ((base.outputs(codes, points).clamp(0, 1) - targets.float()) ** 2).mean(1)
+    return (10 * torch.log10(1 / mse.clamp_min(1e-10))).numpy(), "psnr_db"
 
 
 BASE_FORMAT = "equigen-shape-base"

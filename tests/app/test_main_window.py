@@ -162,13 +162,13 @@ def test_cancel_stops_fitting_and_adds_nothing(qtbot, window, tmp_path, fashion)
     assert len(window.state.references) == 0 and not window.last_problems
 
 
-def test_generate_progressively_more_like_this_then_export(qtbot, window, tiny2d, tmp_path):
-    assert window.load_model(tiny2d["model"])
+def test_generate_progressively_more_like_this_then_export(qtbot, window, structured2d, tmp_path):
+    assert window.load_model(structured2d["model"])
     methods = [window.panel.method_box.itemData(i) for i in range(window.panel.method_box.count())]
     assert methods == ["equigen", "equigen-no-perturb", "shots-noise"]
     window.panel.generate_button.click()  # no references yet: a message, no work
     assert not window.busy and "References first" in window.last_problems[-1]
-    window.open_paths(tiny2d["shots"][:3])
+    window.open_paths(structured2d["shots"][:3])
     _wait(qtbot, window)
     window.panel.count.setValue(5)
     window.panel.diversity.setValue(80)
@@ -193,9 +193,9 @@ def test_generate_progressively_more_like_this_then_export(qtbot, window, tiny2d
         "generated-s0-000.png", "generated-s0-002.png"]
 
 
-def test_cancel_mid_adaptation_keeps_the_window_usable(qtbot, window, tiny2d):
-    assert window.load_model(tiny2d["model"])
-    window.open_paths(tiny2d["shots"][:3])
+def test_cancel_mid_adaptation_keeps_the_window_usable(qtbot, window, structured2d):
+    assert window.load_model(structured2d["model"])
+    window.open_paths(structured2d["shots"][:3])
     _wait(qtbot, window)
     window.panel.adapt_button.click()
     assert window.busy
@@ -207,10 +207,10 @@ def test_cancel_mid_adaptation_keeps_the_window_usable(qtbot, window, tiny2d):
     assert window.panel.adapt_button.isEnabled()
 
 
-def test_a_wrong_model_file_or_wrong_references_say_what_to_do(qtbot, window, tiny2d, tmp_path):
-    assert not window.load_model(tiny2d["corpus"] / "init.safetensors")
+def test_a_wrong_model_file_or_wrong_references_say_what_to_do(qtbot, window, structured2d, tmp_path):
+    assert not window.load_model(structured2d["corpus"] / "base.safetensors")
     assert "not an EquiGen model file" in window.last_problems[-1]
-    assert window.load_model(tiny2d["model"])
+    assert window.load_model(structured2d["model"])
     trimesh.creation.box().export(tmp_path / "box.obj")
     window.open_paths([tmp_path / "box.obj"])
     _wait(qtbot, window)
@@ -220,11 +220,11 @@ def test_a_wrong_model_file_or_wrong_references_say_what_to_do(qtbot, window, ti
     assert "Traceback" not in window.last_problems[-1] and len(window.state.results) == 0
 
 
-def test_the_adaptation_is_kept_with_the_session(qtbot, window, tiny2d, tmp_path):
+def test_the_adaptation_is_kept_with_the_session(qtbot, window, structured2d, tmp_path):
     from engine.progress import drive
 
-    assert window.load_model(tiny2d["model"])
-    window.open_paths(tiny2d["shots"][:3])
+    assert window.load_model(structured2d["model"])
+    window.open_paths(structured2d["shots"][:3])
     _wait(qtbot, window)
     window.adapt()
     _wait(qtbot, window, timeout=120_000)
@@ -239,9 +239,9 @@ def test_the_adaptation_is_kept_with_the_session(qtbot, window, tiny2d, tmp_path
     assert drive(again.generator.adapt(shots[1:])) is True  # other shots: adapted anew
 
 
-def test_blend_between_two_references_and_drag_a_result_onto_the_references(qtbot, window, tiny2d):
-    assert window.load_model(tiny2d["model"])
-    window.open_paths(tiny2d["shots"][:3])
+def test_blend_between_two_references_and_drag_a_result_onto_the_references(qtbot, window, structured2d):
+    assert window.load_model(structured2d["model"])
+    window.open_paths(structured2d["shots"][:3])
     _wait(qtbot, window)
     window.select("references", [0])
     window.blend_action.trigger()  # one is not two

@@ -39,7 +39,7 @@ class GapMeter:
         return max(self.gaps, default=0.0)
 
 
-def test_the_event_loop_never_stalls_while_work_runs(qtbot, tmp_path, tiny2d):
+def test_the_event_loop_never_stalls_while_work_runs(qtbot, tmp_path, structured2d):
     warm_imports()  # what app.run does before the window shows
     w = MainWindow(data_dir=tmp_path / "data")
     qtbot.addWidget(w)
@@ -60,9 +60,9 @@ def test_the_event_loop_never_stalls_while_work_runs(qtbot, tmp_path, tiny2d):
         measured("open examples", lambda: w.open_paths(bundled_examples())),
         measured("fit 4 meshes", lambda: w.open_paths([tmp_path / f"cap{i}.obj" for i in range(4)])),
     ]
-    assert w.load_model(tiny2d["model"])
+    assert w.load_model(structured2d["model"])
     w.state.clear("references")
-    w.open_paths(tiny2d["shots"][:3])
+    w.open_paths(structured2d["shots"][:3])
     qtbot.waitUntil(lambda: not w.busy, timeout=60_000)
     w.panel.count.setValue(8)
     results.append(measured("adapt", lambda: w.adapt()))

@@ -41,3 +41,34 @@ def test_first_run_bundled_model_and_pack_to_sixteen_watertight_exported_meshes(
         again = trimesh.load(path, force="mesh")
         assert again.is_watertight, path.name
         assert len(again.faces) > 100
+
+
+MODEL_2D = ROOT / "resources" / "models" / "glyphs-2d.safetensors"
+PACK_2D = ROOT / "resources" / "examples" / "nines"
+
+
+def test_the_2d_example_pack_holds_ten_held_out_nines_as_images_and_as_inr_files():
+    from PIL import Image
+
+    images, inrs = sorted(PACK_2D.glob("*.png")), sorted(PACK_2D.glob("*.safetensors"))
+    assert len(images) == 10 and [p.stem for p in images] == [p.stem for p in inrs]
+    assert Image.open(images[0]).size == (28, 28)
+    model = GenerationSession(MODEL_2D).model
+    assert "9" in model.meta["classes"]["target"] and "9" not in model.meta["classes"]["source"]
+
+
+def test_first_run_bundled_2d_model_and_pack_to_sixteen_exported_images(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    session = GenerationSession(MODEL_2D)
+    assert isinstance(session.model, CodeDiffusion) and session.info.domain == "2d"
+    shots = sorted(PACK_2D.glob("*.png"))  # what an artist drops in: images, fitted into the base
+    previews = drive(session.generate(shots, GenerateConfig(n=16, seed=0)))
+    assert len(previews) == 16 and session.is_adapted_to(shots)
+    for size in (28, 256):
+        written = drive(export_previews(previews, tmp_path / f"png{size}", image_size=size))
+        assert len(written) == 16
+        pixels = np.stack([np.asarray(Image.open(p)) for p in written])
+        assert pixels.shape[1:3] == (size, size)
+        assert all(0 < im.mean() < 200 and im.std() > 10 for im in pixels)  # drawn, not blank or flat

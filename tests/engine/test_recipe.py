@@ -34,6 +34,7 @@ TINY = ModelRecipe(
         width=4, depth=2, feature_dim=16, proj_dim=8, probe_lattice=4, probe_dim=16)),
     train=CodeTrainConfig(steps=6, batch_size=4, denoiser=CodeDenoiserConfig(width=32, depth=1),
                           process=ProcessConfig(prior_rank=3)),
+    example_class="mug", example_count=3,
 )
 
 
@@ -57,6 +58,13 @@ def test_a_recipe_makes_a_packed_self_contained_model_and_resumes_without_redoin
     again = drive(run_recipe(TINY, out))
     assert (out / "generator.safetensors").stat().st_mtime_ns == trained
     assert again["model"] == result["model"]
+    # the example pack: the held-out mugs as meshes and as INR files the model reads as its own codes
+    pack = sorted((out / "examples").glob("*.safetensors"))
+    assert len(pack) == 3 and all(p.with_suffix(".obj").exists() for p in pack)
+    from engine.diffusion.code_shots import base_codes
+    from engine.inr_io import load_inr
+
+    assert all(base_codes(model.base, load_inr(p)) is not None for p in pack)
 
 
 def test_the_shipped_recipe_is_named_and_an_unknown_one_is_refused(tmp_path, capsys):
@@ -82,3 +90,10 @@ def test_bench_quality_measures_a_structured_model_and_its_baselines(tiny_recipe
     rows = {(e["method"], e["diversity"]) for e in result["summary"]}
     assert {("equigen", 0.0), ("equigen", 1.0), ("equigen-no-perturb", None), ("hyperdiffusion", 0.0),
             ("shots-noise", 1.0), ("real (held-out)", None)} <= rows
+
+
+def test_the_recipe_command_names_every_bundled_recipe(capsys):
+    with pytest.raises(SystemExit):
+        main(["recipe", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(name in help_text for name in RECIPES)

@@ -29,7 +29,7 @@ def test_a_code_is_a_complete_inr_of_the_spec_and_comes_back_from_it():
     params = base.full_params(codes)
     assert {k: tuple(v.shape[1:]) for k, v in params.items()} == dict(HD_OCCUPANCY.param_shapes())
     pts = torch.rand(200, 3) - 0.5
-    assert torch.allclose(forward(HD_OCCUPANCY, params, pts)[..., 0], base.logits(codes, pts), atol=1e-5)
+    assert torch.allclose(forward(HD_OCCUPANCY, params, pts)[..., 0], base.outputs(codes, pts), atol=1e-5)
     assert torch.allclose(base.codes_of(params), codes, atol=1e-6)
     # per shape: hidden biases, readout and output bias (3·128 + 128 + 1), rank-16 factors
     assert base.code_dim == 513 + 16 * (27 + 128 + 128)
@@ -41,7 +41,7 @@ def test_base_file_round_trips_and_refuses_other_files(tmp_path):
     again, meta = load_base(path)
     codes = torch.randn(2, base.code_dim) * 0.1
     pts = torch.rand(50, 3) - 0.5
-    assert torch.equal(again.logits(codes, pts), base.logits(codes, pts))
+    assert torch.equal(again.outputs(codes, pts), base.outputs(codes, pts))
     assert meta == {"corpus": "test"}
     (tmp_path / "junk.safetensors").write_bytes(b"not a file")
     with pytest.raises(InputError, match="unreadable"):
@@ -239,12 +239,12 @@ def test_tiny_structured_corpus_to_generated_meshes_through_the_cli(tmp_path, ca
     base, codes, rows = load_structured(corpus)
     assert codes.shape == (4, base.code_dim) and {r["class"] for r in rows} == {"chair", "table"}
     # with refit_source, source codes are refitted the way shots are (per class, base frozen)
-    from engine.data.store import CorpusPaths, read_jsonl
+    from engine.data.store import CorpusPaths, read_jsonl, read_manifest
     from engine.weightspace.corpus import load_samples
     from engine.weightspace.structured import fit_together
 
     paths = CorpusPaths(corpus)
-    samples = load_samples(paths, [0])
+    samples = load_samples(paths, [0], INRSpec.from_dict(read_manifest(corpus)["spec"]))
     plan = read_jsonl(paths.plan)
     chairs = [i for i, g in enumerate(samples["plan_index"].tolist()) if plan[g]["class"] == "chair"]
     at = torch.tensor(chairs)
