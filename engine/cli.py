@@ -715,7 +715,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp.set_defaults(func=cmd_bench_speed)
 
     sp = sub.add_parser("recipe", help="rebuild a bundled model from nothing (corpus, encoder, generator; resumable)")
-    sp.add_argument("name", help="the bundled model to rebuild: shapes-3d or glyphs-2d")
+    sp.add_argument("name", help="the bundled model to rebuild: shapes-3d, glyphs-2d or fashion-2d")
     sp.add_argument("--out", required=True, help="working folder; the packed model is OUT/NAME.safetensors")
     common(sp)
     sp.set_defaults(func=cmd_recipe)
