@@ -41,6 +41,7 @@ log = logging.getLogger(__name__)
 
 APP_NAME = "EquiGen Studio"
 MODELS_DIR = Path(__file__).resolve().parents[1] / "resources" / "models"
+DEFAULT_MODEL = "glyphs-2d.safetensors"
 OPEN_FILTER = (
     "Shapes and INRs (*.safetensors *.pth *.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp "
     "*.obj *.ply *.stl *.off *.glb);;All files (*)"
@@ -559,8 +560,9 @@ class MainWindow(QMainWindow):
         if wanted and Path(wanted).is_file() and self.load_model(wanted):
             return
         models = bundled_models(MODELS_DIR)
-        if models:
-            self.load_model(models[0])
+        first = [m for m in models if m.name == DEFAULT_MODEL] or models  # the glyph model opens a first session
+        if first:
+            self.load_model(first[0])
 
     def load_model(self, path: str | Path) -> bool:
         """Load a generator model file; False (and a message) when it cannot be used."""

@@ -72,3 +72,10 @@ def test_first_run_bundled_2d_model_and_pack_to_sixteen_exported_images(tmp_path
         pixels = np.stack([np.asarray(Image.open(p)) for p in written])
         assert pixels.shape[1:3] == (size, size)
         assert all(0 < im.mean() < 200 and im.std() > 10 for im in pixels)  # drawn, not blank or flat
+
+
+def test_the_fashion_model_and_its_pack_of_held_out_bags():
+    model = GenerationSession(ROOT / "resources" / "models" / "fashion-2d.safetensors").model
+    assert isinstance(model, CodeDiffusion) and set(model.meta["classes"]["target"]) == {"bag", "ankle_boot"}
+    pack = ROOT / "resources" / "examples" / "bags"
+    assert len(list(pack.glob("*.png"))) == 10 and len(list(pack.glob("*.safetensors"))) == 10
