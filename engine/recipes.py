@@ -46,6 +46,13 @@ class ModelRecipe:
     example_count: int = 10
 
 
+def _image_recipe(name: str, corpus: BuildConfig, example_class: str, steps: int | None = None) -> ModelRecipe:
+    """A structured 2D model: the image recipe of the shared network and of the generator."""
+    train = code_train_recipe(MNIST_SIREN)
+    return ModelRecipe(name=name, corpus=corpus, structured=IMAGE_RECIPE, pretrain=PretrainConfig(),
+                       train=replace(train, steps=steps or train.steps), example_class=example_class)
+
+
 RECIPES = {
     "shapes-3d": ModelRecipe(
         name="shapes-3d",
@@ -55,24 +62,12 @@ RECIPES = {
         train=CodeTrainConfig(),
         example_class="mug",
     ),
-    "glyphs-2d": ModelRecipe(
-        name="glyphs-2d",
-        corpus=BuildConfig(kind="glyphs", per_class=300, init_mode="structured"),
-        structured=IMAGE_RECIPE,
-        pretrain=PretrainConfig(),
-        train=code_train_recipe(MNIST_SIREN),
-        example_class="9",
-    ),
+    "glyphs-2d": _image_recipe("glyphs-2d", BuildConfig(kind="glyphs", per_class=300, init_mode="structured"),
+                               example_class="9"),
     # Fashion-MNIST with bags and ankle boots held out; 6,000 steps, where the glyph study
     # found 24,000 to add nothing measurable
-    "fashion-2d": ModelRecipe(
-        name="fashion-2d",
-        corpus=BuildConfig(kind="fashion-mnist", per_class=600, init_mode="structured"),
-        structured=IMAGE_RECIPE,
-        pretrain=PretrainConfig(),
-        train=replace(code_train_recipe(MNIST_SIREN), steps=6000),
-        example_class="bag",
-    ),
+    "fashion-2d": _image_recipe("fashion-2d", BuildConfig(kind="fashion-mnist", per_class=600, init_mode="structured"),
+                                example_class="bag", steps=6000),
 }
 
 
