@@ -2,7 +2,7 @@
 # `make test` installs everything and runs the test suite.
 PY := .venv/bin/python
 
-.PHONY: install run test bench examples
+.PHONY: install run test test-fast bench examples
 
 install:
 	bash packaging/install.sh
@@ -14,6 +14,10 @@ test: install
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests
 	QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1280x1024x24" $(PY) -m pytest -q tests/app/test_viewer_3d.py
 	QT_QPA_PLATFORM=offscreen .venv/bin/equigen-studio --self-test
+
+# the everyday subset: everything but the end-to-end runs marked slow (about half the time)
+test-fast: install
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow" tests
 
 bench: install
 	.venv/bin/equigen bench speed --repeats 3

@@ -35,7 +35,8 @@ from engine.errors import EmptyFieldError
 from engine.fit.meshes import normalise_mesh, sample_occupancy
 from engine.progress import drive
 from engine.render import MeshRenderer
-from engine.weightspace.corpus import STRUCTURED_SAMPLES, base_path, codes_path
+from engine.domains import SHAPES
+from engine.weightspace.corpus import base_path, codes_path
 from engine.weightspace.structured import CodeFitConfig, code_iou, fit_together, load_base
 from safetensors.torch import load_file
 
@@ -86,7 +87,7 @@ def main() -> None:
     for g in targets:
         r = plan[g]
         mesh = normalise_mesh(source.load(Item(r["item"], r["class"], tuple(r["ref"]))))
-        samples.append(sample_occupancy(mesh, base.spec, STRUCTURED_SAMPLES, seed=g))
+        samples.append(sample_occupancy(mesh, base.spec, SHAPES.structured.samples, seed=g))
     t_sample = time.perf_counter() - t0
     pts = torch.from_numpy(np.stack([s.points for s in samples]))
     lab = torch.from_numpy(np.stack([s.labels for s in samples]))

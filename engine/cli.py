@@ -7,7 +7,6 @@ Every error ends with exit status ≠ 0 and one line on stderr that says what to
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import shlex
@@ -16,7 +15,9 @@ import time
 from pathlib import Path
 
 from engine import __version__
+from engine.diffusion.methods import GENERATION_METHODS
 from engine.errors import Cancelled, EquigenError, InputError
+from engine.overrides import with_fields
 from engine.fit.images import ImageFitConfig
 from engine.fit.meshes import MeshFitConfig
 from engine.progress import Progress, drive
@@ -155,10 +156,11 @@ def _csv(text: str) -> tuple[str, ...]:
     return tuple(t for t in (x.strip() for x in text.split(",")) if t)
 
 
-def _distributed():
+def _distributed(threads: int | None = None):
     """(rank, world, barrier, share) under torchrun (gloo on CPU), else (0, 1, None, None).
 
-    ``share(value)`` returns rank 0's value on every rank.
+    ``share(value)`` returns rank 0's value on every rank. Each rank runs ``threads`` torch
+    threads when the user chose (``--threads``), else its share of the cores.
     """
     import os
 
@@ -170,7 +172,7 @@ def _distributed():
 
     if not dist.is_initialized():
         dist.init_process_group("gloo")
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+    torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // world))
 
     def share(value):
         box = [value]
@@ -191,23 +193,21 @@ def cmd_data_build(args) -> None:
         fonts=tuple(args.fonts) if args.fonts else BuildConfig.fonts,
         families=args.families, count=args.count, chunk_size=args.chunk_size,
     )
-    if args.max_steps:
-        cfg = dataclasses.replace(
-            cfg, image_fit=dataclasses.replace(cfg.image_fit, max_steps=args.max_steps),
-            mesh_fit=dataclasses.replace(cfg.mesh_fit, max_steps=args.max_steps))
+    cfg = with_fields(cfg.with_domain_fits(), {"image_fit.max_steps": args.max_steps,
+                                               "mesh_fit.max_steps": args.max_steps})
     if cfg.init_mode == "structured":
         from engine.data.build import make_source
-        from engine.weightspace.corpus import build_structured_corpus, structured_recipe
+        from engine.domains import domain_of
+        from engine.weightspace.corpus import build_structured_corpus
 
-        recipe = structured_recipe(make_source(cfg).dimension, workers=args.workers)
-        if args.base_steps:
-            recipe = dataclasses.replace(recipe, base=dataclasses.replace(recipe.base, steps=args.base_steps))
+        recipe = with_fields(domain_of(make_source(cfg).dimension).structured,
+                             {"workers": args.workers, "base.steps": args.base_steps})
         bar = _ProgressLine(not args.json)
         summary = drive(build_structured_corpus(cfg, args.out, recipe), on_progress=bar)
         bar.finish()
         _emit(args, summary, _describe_corpus(summary))
         return
-    rank, world, barrier, share = _distributed()
+    rank, world, barrier, share = _distributed(args.threads)
     bar = _ProgressLine(not args.json and rank == 0)
     summary = drive(build_corpus(cfg, args.out, rank, world, barrier, share), on_progress=bar)
     bar.finish()
@@ -278,15 +278,15 @@ def cmd_data_canonicalise(args) -> None:
 
 def cmd_pretrain(args) -> None:
     from engine.encoder.pretrain import PretrainConfig, pretrain
-    from engine.overrides import with_overrides
 
-    cfg = with_overrides(PretrainConfig(), "encoder", epochs=args.epochs, batch_size=args.batch_size,
-                         lr=args.lr, seed=args.seed, max_minutes=args.minutes,
-                         width=args.width, depth=args.depth, precision=args.precision,
-                         probes=False if args.no_probes else None, positives=args.positives,
-                         class_group=args.class_group, warmup=args.warmup, probe_lattice=args.probe_lattice,
-                         probe_logits=False if args.probe_probabilities else None)
-    rank, world, _, _ = _distributed()
+    cfg = with_fields(PretrainConfig(), {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "max_minutes": args.minutes, "precision": args.precision, "positives": args.positives,
+        "class_group": args.class_group, "warmup": args.warmup, "encoder.width": args.width,
+        "encoder.depth": args.depth, "encoder.probes": False if args.no_probes else None,
+        "encoder.probe_lattice": args.probe_lattice,
+        "encoder.probe_logits": False if args.probe_probabilities else None})
+    rank, world, _, _ = _distributed(args.threads)
     bar = _ProgressLine(not args.json and rank == 0)
     summary = drive(pretrain(args.data, args.out, cfg, rank, world), on_progress=bar)
     bar.finish()
@@ -313,23 +313,17 @@ def cmd_eval_encoder(args) -> None:
 
 def _train_structured(args) -> None:
     from engine.data.store import read_manifest
-    from engine.diffusion.code_train import code_train_recipe, train_codes
+    from engine.diffusion.code_train import train_codes
+    from engine.domains import domain_of
     from engine.encoder.model import load_encoder
     from engine.weightspace.corpus import load_structured
 
     base, codes, _ = load_structured(args.data)
-    cfg = code_train_recipe(base.spec)
-    top = {"method": args.method, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
-           "seed": args.seed, "max_minutes": args.minutes, "reg_weight": args.reg_weight, "reg_items": args.reg_items,
-           "field_weight": args.field_weight}
-    cfg = dataclasses.replace(cfg, **{k: v for k, v in top.items() if v is not None})
-    den = {k: v for k, v in {"width": args.width, "depth": args.depth}.items() if v is not None}
-    if den:
-        cfg = dataclasses.replace(cfg, denoiser=dataclasses.replace(cfg.denoiser, **den))
-    if args.prior_rank is not None:
-        if args.prior_rank < 0:
-            raise InputError(f"--prior-rank must be 0 (no prior) or more, got {args.prior_rank}")
-        cfg = dataclasses.replace(cfg, process=dataclasses.replace(cfg.process, prior_rank=args.prior_rank))
+    cfg = with_fields(domain_of(base.spec).code_train, {
+        "method": args.method, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+        "seed": args.seed, "max_minutes": args.minutes, "reg_weight": args.reg_weight, "reg_items": args.reg_items,
+        "field_weight": args.field_weight, "denoiser.width": args.width, "denoiser.depth": args.depth,
+        "process.prior_rank": args.prior_rank})
     encoder = None
     if cfg.method == "equigen":
         if args.encoder is None:
@@ -349,9 +343,7 @@ def _train_structured(args) -> None:
 
 
 def cmd_train(args) -> None:
-    from engine.data.store import read_manifest
-    from engine.diffusion.train import TrainConfig, denoiser_recipe, train
-    from engine.overrides import with_overrides
+    from engine.diffusion.train import TrainConfig, train
     from engine.weightspace.corpus import is_structured
 
     if is_structured(args.data):
@@ -359,13 +351,12 @@ def cmd_train(args) -> None:
     if args.field_weight is not None:
         raise InputError("--field-weight applies to structured corpora (built with --init-mode structured)")
 
-    recipe = denoiser_recipe(int(read_manifest(args.data)["spec"]["in_dim"]))
-    cfg = with_overrides(TrainConfig(denoiser=recipe), "denoiser", method=args.method, steps=args.steps, batch_size=args.batch_size,
-                         lr=args.lr, seed=args.seed, max_minutes=args.minutes, width=args.width,
-                         depth=args.depth, reg_weight=args.reg_weight, reg_items=args.reg_items,
-                         precision=args.precision, normalisation=args.normalisation,
-                         prior_rank=args.prior_rank, weighting=args.weighting)
-    rank, world, _, _ = _distributed()
+    cfg = with_fields(TrainConfig(), {
+        "method": args.method, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "max_minutes": args.minutes, "reg_weight": args.reg_weight, "reg_items": args.reg_items,
+        "precision": args.precision, "normalisation": args.normalisation, "weighting": args.weighting,
+        "denoiser.width": args.width, "denoiser.depth": args.depth, "denoiser.prior_rank": args.prior_rank})
+    rank, world, _, _ = _distributed(args.threads)
     bar = _ProgressLine(not args.json and rank == 0)
     summary = drive(train(args.data, args.out, args.encoder, cfg, rank, world), on_progress=bar)
     bar.finish()
@@ -376,117 +367,57 @@ def cmd_train(args) -> None:
               f"{summary['seconds']:.0f} s ({final})")
 
 
-def _adapt_structured(args) -> None:
-    from engine.diffusion.code_model import load_code_model, save_code_model
-    from engine.diffusion.code_shots import load_code_shots
-    from engine.diffusion.code_train import adapt_codes, code_adapt_recipe
+def _adapt_config(model, args):
+    """The model's adaptation recipe with the fields the command line gave."""
+    from engine.diffusion.pipeline import adapt_recipe_for
 
-    model = load_code_model(args.model)
-    cfg = dataclasses.replace(code_adapt_recipe(model.spec), **{k: v for k, v in {
-        "steps": args.steps, "lr": args.lr, "seed": args.seed, "max_seconds": args.seconds}.items() if v is not None})
-    bar = _ProgressLine(not args.json)
-    t0 = time.perf_counter()
-    names, codes, quality = drive(load_code_shots(model, args.shots), on_progress=bar)
-    t_fit = time.perf_counter() - t0
-    adapted = drive(adapt_codes(model, names, codes, cfg), on_progress=bar)
-    bar.finish()
-    save_code_model(args.out, adapted)
-    info = dict(adapted.meta["adapt"], output=args.out, total_seconds=round(time.perf_counter() - t0, 2),
-                fit_seconds=round(t_fit, 2), shot_quality=quality)
-    _emit(args, info, f"wrote {args.out}: adapted to {len(names)} shots in {info['total_seconds']:.1f} s "
-                      f"(fitting {t_fit:.1f} s, {info['steps']} steps)")
+    return with_fields(adapt_recipe_for(model), {"steps": args.steps, "lr": args.lr, "seed": args.seed,
+                                                 "max_seconds": args.seconds})
 
 
-def _is_code_model(path) -> bool:
-    from engine.diffusion.code_model import CODE_MODEL_FORMAT, model_format
+def _adapt_steps_help() -> str:
+    """The adaptation steps of every kind of model, from the recipes themselves."""
+    from engine.domains import IMAGES, SHAPES
 
-    return model_format(path) == CODE_MODEL_FORMAT
+    return (f"structured models {IMAGES.code_adapt.steps} in 2D and {SHAPES.code_adapt.steps} in 3D, "
+            f"raw-weight models {IMAGES.adapt.steps} and {SHAPES.adapt.steps}")
 
 
 def cmd_adapt(args) -> None:
-    from engine.diffusion.adapt import adapt, adapt_recipe
-    from engine.diffusion.model_file import load_model, save_model
-    from engine.diffusion.shots import load_shots
+    from engine.diffusion.pipeline import adapt_to_files, load_generator, save_generator
 
-    if _is_code_model(args.model):
-        return _adapt_structured(args)
-    model = load_model(args.model)
-    cfg = dataclasses.replace(adapt_recipe(model.spec), **{k: v for k, v in {"steps": args.steps, "lr": args.lr, "seed": args.seed,
-                                           "max_seconds": args.seconds}.items() if v is not None})
+    model = load_generator(args.model)
+    cfg = _adapt_config(model, args)
     bar = _ProgressLine(not args.json)
     t0 = time.perf_counter()
-    shots = drive(load_shots(model, args.shots), on_progress=bar)
-    adapted = drive(adapt(model, shots, cfg), on_progress=bar)
+    adapted = drive(adapt_to_files(model, args.shots, cfg), on_progress=bar)
     bar.finish()
-    save_model(args.out, adapted)
+    save_generator(args.out, adapted)
     info = dict(adapted.meta["adapt"], output=args.out, total_seconds=round(time.perf_counter() - t0, 2))
-    _emit(args, info, f"wrote {args.out}: adapted to {len(shots.names)} shots in "
-                      f"{info['total_seconds']:.1f} s ({info['steps']} steps)")
-
-
-def _generate_structured(args) -> None:
-    from engine.diffusion.code_model import load_code_model
-    from engine.diffusion.code_sample import sample_codes
-    from engine.diffusion.code_shots import load_code_shots
-    from engine.diffusion.code_train import adapt_codes, code_adapt_recipe
-    from engine.diffusion.generate import GenerateConfig
-    from engine.diffusion.outputs import write_samples
-
-    model = load_code_model(args.model)
-    fmt = args.format or ("png" if model.spec.in_dim == 2 else "obj")
-    bar = _ProgressLine(not args.json)
-    t0 = time.perf_counter()
-    if args.shots:
-        names, codes, _ = drive(load_code_shots(model, args.shots), on_progress=bar)
-        model = drive(adapt_codes(model, names, codes, code_adapt_recipe(model.spec)), on_progress=bar)
-    method = args.method or model.method
-    cfg = GenerateConfig(n=args.n, diversity=args.diversity, seed=args.seed, method=method,
-                         steps=args.steps, guidance=args.guidance, blend=tuple(args.blend) if args.blend else None)
-    codes = drive(sample_codes(model, cfg), on_progress=bar)
-    params = model.base.full_params(codes)
-    t_sample = time.perf_counter() - t0
-    metas = [{"generated_by": cfg.method, "model": Path(args.model).name, "seed": cfg.seed, "index": i,
-              "diversity": cfg.diversity, "base_sha": model.base_sha} for i in range(cfg.n)]
-    records = drive(write_samples(model.spec, params, args.out, fmt, metas, args.resolution), on_progress=bar)
-    bar.finish()
-    seconds = time.perf_counter() - t0
-    result = {"output": args.out, "format": fmt, "method": cfg.method, "n": cfg.n,
-              "sample_seconds": round(t_sample, 3), "total_seconds": round(seconds, 3), "samples": records}
-    if fmt not in ("safetensors", "png"):
-        result["watertight"] = sum(1 for r in records if r.get("watertight") and r.get("pieces") == 1)
-    extra = f", {result['watertight']} watertight single meshes" if "watertight" in result else ""
-    _emit(args, result, f"wrote {cfg.n} {fmt} files to {args.out} in {seconds:.1f} s{extra}")
+    _emit(args, info, f"wrote {args.out}: adapted to {len(info['shots'])} shots in {info['total_seconds']:.1f} s "
+                      f"(reading and fitting them {info['fit_seconds']:.1f} s, {info['steps']} steps)")
 
 
 def cmd_generate(args) -> None:
-    from engine.diffusion.generate import GenerateConfig, sample
-    from engine.diffusion.model_file import load_model
-    from engine.diffusion.outputs import write_samples
-    from engine.diffusion.shots import load_shots, with_features
+    from engine.diffusion.generate import GenerateConfig
+    from engine.diffusion.pipeline import adapt_to_files, generate_files, load_generator
 
-    if _is_code_model(args.model):
-        return _generate_structured(args)
-    model = load_model(args.model)
+    model = load_generator(args.model)
+    cfg = GenerateConfig(n=args.n, diversity=args.diversity, seed=args.seed, method=args.method,
+                         steps=args.steps, guidance=args.guidance, blend=tuple(args.blend) if args.blend else None)
     fmt = args.format or ("png" if model.spec.in_dim == 2 else "obj")
     bar = _ProgressLine(not args.json)
     t0 = time.perf_counter()
-    shots = None
     if args.shots:
-        shots = with_features(model, drive(load_shots(model, args.shots), on_progress=bar))
-    cfg = GenerateConfig(n=args.n, diversity=args.diversity, seed=args.seed, method=args.method or model.method,
-                         steps=args.steps, guidance=args.guidance,
-                         blend=tuple(args.blend) if args.blend else None)
-    params = drive(sample(model, shots, cfg), on_progress=bar)
-    t_sample = time.perf_counter() - t0
-    metas = [{"generated_by": cfg.method, "model": Path(args.model).name, "seed": cfg.seed, "index": i,
-              "diversity": cfg.diversity, "init_sha": model.init_sha} for i in range(cfg.n)]
-    records = drive(write_samples(model.spec, params, args.out, fmt, metas, args.resolution),
+        model = drive(adapt_to_files(model, args.shots), on_progress=bar)
+    shot_names = model.meta.get("adapt", {}).get("shots", [])
+    records = drive(generate_files(model, cfg, args.out, fmt, Path(args.model).name, shot_names, args.resolution),
                     on_progress=bar)
     bar.finish()
     seconds = time.perf_counter() - t0
-    result = {"output": args.out, "format": fmt, "method": cfg.method, "n": cfg.n,
-              "sample_seconds": round(t_sample, 3), "total_seconds": round(seconds, 3), "samples": records}
-    if model.spec.in_dim == 3 and fmt != "safetensors":
+    result = {"output": args.out, "format": fmt, "method": cfg.method or model.method, "n": cfg.n,
+              "total_seconds": round(seconds, 3), "samples": records}
+    if model.spec.in_dim == 3 and fmt not in ("safetensors", "png"):
         result["watertight"] = sum(1 for r in records if r.get("watertight") and r.get("pieces") == 1)
     extra = f", {result['watertight']} watertight single meshes" if "watertight" in result else ""
     _emit(args, result, f"wrote {cfg.n} {fmt} files to {args.out} in {seconds:.1f} s{extra}")
@@ -655,7 +586,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--model", required=True)
     sp.add_argument("shots", nargs="+", metavar="SHOT", help="images, meshes or INR files")
     sp.add_argument("--out", required=True, help="adapted model .safetensors")
-    sp.add_argument("--steps", type=int, default=None, help="fine-tuning steps (default 250 for 2D, 150 for 3D)")
+    sp.add_argument("--steps", type=int, default=None,
+                    help=f"fine-tuning steps (default: the model's recipe; {_adapt_steps_help()})")
     sp.add_argument("--lr", type=float, default=None)
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--seconds", type=float, default=None, help="stop fine-tuning after this long")
@@ -664,15 +596,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     sp = sub.add_parser("generate", help="generate new INRs from an (adapted) model")
     sp.add_argument("--model", required=True)
-    sp.add_argument("--shots", nargs="+", default=None, help="condition on these instead of the adapted shots")
+    sp.add_argument("--shots", nargs="+", default=None,
+                    help="adapt to these shots (images, meshes or INR files) first, instead of the adapted ones")
     sp.add_argument("-n", type=int, default=16)
     sp.add_argument("--diversity", type=float, default=0.5, help="0 = at the shots, 1 = most varied")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--out", required=True, help="output folder")
     sp.add_argument("--format", default=None, help="png obj ply stl glb safetensors (default png/obj)")
     sp.add_argument("--resolution", type=int, default=128, help="3D: marching-cubes resolution")
-    sp.add_argument("--method", default=None,
-                    choices=["equigen", "equigen-no-perturb", "hyperdiffusion", "shots-noise"],
+    sp.add_argument("--method", default=None, choices=GENERATION_METHODS,
                     help="default: the method the model was trained with")
     sp.add_argument("--steps", type=int, default=50, help="DDIM steps")
     sp.add_argument("--guidance", type=float, default=None,
@@ -777,11 +709,13 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     try:
+        if args.threads is not None:
+            import torch
+
+            if args.threads < 1:
+                raise InputError(f"--threads must be at least 1, got {args.threads}")
+            torch.set_num_threads(args.threads)
         args.func(args)
     except Cancelled as e:
         sys.stderr.write(f"equigen: {e}\n")

@@ -124,10 +124,6 @@ def load_inr(path: str | os.PathLike) -> INR:
     )
 
 
-def is_inr_path(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in INR_SUFFIXES + TORCH_SUFFIXES
-
-
 def _load_safetensors(path: Path) -> INR:
     try:
         with safe_open(str(path), framework="pt") as f:

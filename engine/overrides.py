@@ -1,18 +1,30 @@
-"""Command-line overrides of frozen dataclass configs that nest one sub-config."""
+"""Changing some fields of a frozen dataclass config: the one way the CLI applies its flags."""
 
 from __future__ import annotations
 
 import dataclasses
-from typing import TypeVar
+from typing import Any, TypeVar
 
 C = TypeVar("C")
 
 
-def with_overrides(config: C, nested: str, **kw) -> C:
-    """Replace fields of ``config`` or of its sub-config ``config.<nested>`` by name; None values
-    (flags the user did not give) are ignored."""
-    sub = getattr(config, nested)
-    sub_fields = {f.name for f in dataclasses.fields(sub)}
-    inner = {k: v for k, v in kw.items() if k in sub_fields and v is not None}
-    top = {k: v for k, v in kw.items() if k not in sub_fields and v is not None}
-    return dataclasses.replace(config, **{nested: dataclasses.replace(sub, **inner)}, **top)
+def with_fields(config: C, changes: dict[str, Any]) -> C:
+    """``config`` with ``changes`` applied; None values (flags the user did not give) are ignored.
+
+    A name ``"sub.field"`` changes a field of the nested config (or key of the nested dict)
+    ``config.sub``, keeping its other fields: the recipe stays, only what was asked changes.
+    """
+    top: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    for name, value in changes.items():
+        if value is None:
+            continue
+        if "." in name:
+            sub, field = name.split(".", 1)
+            nested.setdefault(sub, {})[field] = value
+        else:
+            top[name] = value
+    for sub, fields in nested.items():
+        current = getattr(config, sub)
+        top[sub] = dict(current, **fields) if isinstance(current, dict) else dataclasses.replace(current, **fields)
+    return dataclasses.replace(config, **top) if top else config

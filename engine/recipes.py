@@ -23,14 +23,13 @@ from engine.data.build import BuildConfig
 from engine.data.store import read_manifest
 from engine.diffusion.code_model import load_code_model, save_code_model
 from engine.data.example_pack import write_example_pack
-from engine.diffusion.code_train import CodeTrainConfig, code_train_recipe, train_codes
+from engine.diffusion.code_train import CodeTrainConfig, train_codes
+from engine.domains import IMAGES, SHAPES
 from engine.encoder.model import load_encoder
 from engine.encoder.pretrain import PretrainConfig, pretrain
 from engine.errors import InputError
 from engine.progress import Progress, ProgressGen, relay
-from engine.spec import MNIST_SIREN
-from engine.weightspace.corpus import IMAGE_RECIPE, StructuredRecipe, build_structured_corpus, load_structured
-from engine.weightspace.structured import BaseConfig
+from engine.weightspace.corpus import StructuredRecipe, build_structured_corpus, load_structured
 
 
 @dataclass(frozen=True)
@@ -48,8 +47,8 @@ class ModelRecipe:
 
 def _image_recipe(name: str, corpus: BuildConfig, example_class: str, steps: int | None = None) -> ModelRecipe:
     """A structured 2D model: the image recipe of the shared network and of the generator."""
-    train = code_train_recipe(MNIST_SIREN)
-    return ModelRecipe(name=name, corpus=corpus, structured=IMAGE_RECIPE, pretrain=PretrainConfig(),
+    train = IMAGES.code_train
+    return ModelRecipe(name=name, corpus=corpus, structured=IMAGES.structured, pretrain=PretrainConfig(),
                        train=replace(train, steps=steps or train.steps), example_class=example_class)
 
 
@@ -57,9 +56,9 @@ RECIPES = {
     "shapes-3d": ModelRecipe(
         name="shapes-3d",
         corpus=BuildConfig(kind="shapes3d", count=170, init_mode="structured"),
-        structured=StructuredRecipe(workers=2, base=BaseConfig(steps=15_000)),
+        structured=replace(SHAPES.structured, workers=2, base=replace(SHAPES.structured.base, steps=15_000)),
         pretrain=PretrainConfig(epochs=8, batch_size=32),
-        train=CodeTrainConfig(),
+        train=SHAPES.code_train,
         example_class="mug",
     ),
     "glyphs-2d": _image_recipe("glyphs-2d", BuildConfig(kind="glyphs", per_class=300, init_mode="structured"),

@@ -10,13 +10,14 @@ from pathlib import Path
 
 from PySide6.QtWidgets import QApplication
 
+from engine.bundled import examples_dir
 from equigen_app.main_window import APP_NAME, MainWindow, log_file
 
-EXAMPLES_DIR = Path(__file__).resolve().parents[1] / "resources" / "examples"
+EXAMPLES_DIR = examples_dir()
 
 
 def bundled_examples() -> list[Path]:
-    """The INR files shipped in resources/examples (the app's default content)."""
+    """The INR files shipped in the bundled examples folder (the app's default content)."""
     return sorted(EXAMPLES_DIR.glob("*.safetensors"))
 
 
@@ -92,6 +93,6 @@ def run(argv: list[str] | None = None) -> int:
     if files:
         window.open_paths(files)
     elif self_test:
-        print("self-test: no bundled examples found in resources/examples")
+        print(f"self-test: no bundled examples found in {EXAMPLES_DIR}")
         return 1
     return app.exec()

@@ -14,13 +14,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.diffusion.generate import GenerateConfig
-
-METHOD_LABELS = {
-    "equigen": "EquiGen",
-    "equigen-no-perturb": "EquiGen, no perturbation",
-    "shots-noise": "Shots + weight noise (baseline)",
-    "hyperdiffusion": "HyperDiffusion (baseline)",
-}
+from engine.diffusion.methods import METHODS
 
 
 def bundled_models(folder: Path) -> list[Path]:
@@ -107,7 +101,7 @@ class GeneratePanel(QWidget):
         self.model_info.setText(description)
         self.method_box.clear()
         for m in methods:
-            self.method_box.addItem(METHOD_LABELS[m], m)
+            self.method_box.addItem(METHODS[m].label, m)
 
     def reselect(self, path: str) -> None:
         """Show ``path`` as the current model again (after a cancelled or failed choice)."""

@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
     QPushButton, QSplitter, QToolBar, QVBoxLayout, QWidget,
 )
 
-from engine.diffusion.generate import GENERATION_METHODS
+from engine.bundled import models_dir
+from engine.diffusion.methods import methods_for
 from engine.diffusion.session import GenerationSession
 from engine.errors import EquigenError
 from engine.inr_io import load_inr
@@ -40,7 +41,7 @@ from equigen_app.viewer import Viewer
 log = logging.getLogger(__name__)
 
 APP_NAME = "EquiGen Studio"
-MODELS_DIR = Path(__file__).resolve().parents[1] / "resources" / "models"
+MODELS_DIR = models_dir()
 DEFAULT_MODEL = "glyphs-2d.safetensors"
 OPEN_FILTER = (
     "Shapes and INRs (*.safetensors *.pth *.png *.jpg *.jpeg *.bmp *.gif *.tif *.tiff *.webp "
@@ -574,8 +575,7 @@ class MainWindow(QMainWindow):
         generator.adapted_file = self.state.folder / "adapted.safetensors"
         self.generator = generator
         info = generator.info
-        methods = [m for m in GENERATION_METHODS
-                   if (m == "hyperdiffusion") == (info.method == "hyperdiffusion") or m == "shots-noise"]
+        methods = list(methods_for(info.method))
         held_out = f"\nheld-out classes: {', '.join(info.target_classes)}" if info.target_classes else ""
         self.panel.set_model(str(path), f"{info.domain.upper()} {info.method} model ({info.spec}); "
                                         f"{info.recipe}{held_out}", methods)

@@ -96,7 +96,6 @@ def tiny2d(tmp_path_factory):
     import dataclasses
 
     from engine.data.build import BuildConfig, build_corpus
-    from engine.diffusion.denoiser import DenoiserConfig
     from engine.diffusion.train import TrainConfig, train
     from engine.encoder.model import EncoderConfig
     from engine.encoder.pretrain import PretrainConfig, pretrain
@@ -108,14 +107,33 @@ def tiny2d(tmp_path_factory):
     enc = root / "enc.safetensors"
     drive(pretrain(corpus, enc, PretrainConfig(epochs=1, batch_size=16, encoder=EncoderConfig(
         width=8, depth=2, feature_dim=32, proj_dim=16))))
+    # the 2D domain's raw-weight denoiser (whole-tensor tokens, no skip), only smaller
     tiny_train = TrainConfig(steps=20, batch_size=16, checkpoint_every=10, reg_items=4,
-                             denoiser=DenoiserConfig(width=32, depth=2, heads=2))
+                             denoiser={"width": 32, "depth": 2, "heads": 2})
     model = root / "model.safetensors"
     drive(train(corpus, model, enc, tiny_train))
     hd = root / "hd.safetensors"
     drive(train(corpus, hd, None, dataclasses.replace(tiny_train, method="hyperdiffusion")))
     shots = bag_shots(root)
     return {"corpus": corpus, "encoder": enc, "model": model, "hd": hd, "shots": shots, "root": root}
+
+
+@pytest.fixture(scope="session")
+def tiny2d_prior(tiny2d):
+    """tiny2d's corpus with EquiGen + HyperDiffusion models whose denoiser has the skip and a
+    Gaussian prior (the 3D raw-weight design, chosen explicitly: the 2D one has no prior)."""
+    import dataclasses
+
+    from engine.diffusion.train import TrainConfig, train
+    from engine.progress import drive
+
+    root = tiny2d["root"]
+    config = TrainConfig(steps=20, batch_size=16, checkpoint_every=10, reg_items=4, denoiser={
+        "width": 32, "depth": 2, "heads": 2, "max_token": None, "skip": True, "prior_rank": 16})
+    model, hd = root / "prior-model.safetensors", root / "prior-hd.safetensors"
+    drive(train(tiny2d["corpus"], model, tiny2d["encoder"], config))
+    drive(train(tiny2d["corpus"], hd, None, dataclasses.replace(config, method="hyperdiffusion")))
+    return dict(tiny2d, model=model, hd=hd)
 
 
 @pytest.fixture(scope="session")
@@ -126,18 +144,18 @@ def structured2d(tmp_path_factory):
 
     from engine.data.build import BuildConfig
     from engine.diffusion.code_denoiser import CodeDenoiserConfig
-    from engine.diffusion.code_train import code_train_recipe, train_codes
+    from engine.diffusion.code_train import train_codes
+    from engine.domains import IMAGES
     from engine.encoder.model import EncoderConfig, load_encoder
     from engine.encoder.pretrain import PretrainConfig, pretrain
     from engine.progress import drive
-    from engine.spec import MNIST_SIREN
-    from engine.weightspace.corpus import IMAGE_RECIPE, build_structured_corpus, load_structured
+    from engine.weightspace.corpus import build_structured_corpus, load_structured
     from engine.weightspace.structured import BaseConfig, CodeFitConfig
 
     root = tmp_path_factory.mktemp("structured2d")
     corpus = root / "corpus"
     recipe = dataclasses.replace(
-        IMAGE_RECIPE, base=BaseConfig(rank=4, steps=300, shapes_per_step=16, points_per_shape=256, lr=1e-2,
+        IMAGES.structured, base=BaseConfig(rank=4, steps=300, shapes_per_step=16, points_per_shape=256, lr=1e-2,
                                       code_lr=1e-2, warmup=10),
         fit=CodeFitConfig(steps=100, points_per_shape=784, lr=1e-2))
     drive(build_structured_corpus(BuildConfig(kind="fashion-mnist", per_class=6, init_mode="structured"), corpus,
@@ -146,7 +164,7 @@ def structured2d(tmp_path_factory):
     drive(pretrain(corpus, enc, PretrainConfig(epochs=1, batch_size=16, encoder=EncoderConfig(
         width=8, depth=2, feature_dim=32, proj_dim=16))))
     base, codes, _ = load_structured(corpus)
-    tiny = dataclasses.replace(code_train_recipe(MNIST_SIREN), steps=20, batch_size=16, checkpoint_every=10,
+    tiny = dataclasses.replace(IMAGES.code_train, steps=20, batch_size=16, checkpoint_every=10,
                                denoiser=CodeDenoiserConfig(width=32, depth=1))
     model, hd = root / "model.safetensors", root / "hd.safetensors"
     drive(train_codes(base, codes, model, load_encoder(enc)[0], tiny))

@@ -34,12 +34,15 @@ import torch
 from engine.data.dataset import INRDataset
 from engine.data.store import CorpusPaths, read_manifest
 from engine.decode import decode_images, grid_to_mesh, occupancy_grid
-from engine.diffusion.adapt import adapt, adapt_recipe
+from engine.diffusion.adapt import adapt
 from engine.diffusion.code_model import CODE_MODEL_FORMAT, CodeDiffusion, CodeShots, load_code_model, model_format
-from engine.diffusion.code_sample import code_sampling, sample_codes
-from engine.diffusion.code_train import adapt_codes, code_adapt_recipe
-from engine.diffusion.generate import GENERATION_METHODS, GenerateConfig, sample
+from engine.diffusion.code_sample import sample_codes
+from engine.diffusion.code_train import adapt_codes
+from engine.diffusion.generate import GenerateConfig, sample
+from engine.diffusion.methods import METHODS, depends_on_diversity, method_named, methods_for
 from engine.diffusion.model_file import Shots, WeightDiffusion, load_model
+from engine.diffusion.pipeline import adapt_recipe_for
+from engine.domains import domain_of
 from engine.errors import EmptyFieldError, InputError
 from engine.functional import Params, params_digest
 from engine.inr_io import load_inr
@@ -54,10 +57,7 @@ from engine.spec import INRSpec
 from engine.weightspace.corpus import base_path, is_structured
 from engine.weightspace.structured import load_base
 
-# always depend on the diversity D; hyperdiffusion does too when its denoiser has a prior to widen
-DIVERSE_METHODS = ("equigen", "shots-noise")
 REAL = "real (held-out)"
-_ADAPTED_METHODS = {"equigen": ("equigen", "equigen-no-perturb"), "hyperdiffusion": ("hyperdiffusion",)}
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class QualityConfig:
     shots: int = 10
     repeats: int = 3
     diversities: tuple[float, ...] = (0.0, 0.25, 0.5, 1.0)
-    samples: int | None = None  # per method, diversity and shot set; None: 64 in 2D, 24 in 3D
+    samples: int | None = None  # per method, diversity and shot set; None: the domain's (engine.domains)
     classes: tuple[str, ...] | None = None  # None: the corpus' target classes
     steps: int = 50  # DDIM steps
     guidance: float | None = None  # None: each model's own default
@@ -124,17 +124,16 @@ def _check_model(model: Model, spec: INRSpec, corpus_sha: str, path) -> None:
 def _has_prior(model: Model) -> bool:
     """Whether D can widen the model's adapted prior."""
     if isinstance(model, CodeDiffusion):
-        return model.process.prior is not None and code_sampling(model.spec).widen_prior
+        return model.process.prior is not None and domain_of(model.spec).code_sampling.widen_prior
     return model.denoiser.has_prior
 
 
 def _adapt(model: Model, shots: Shots, seed: int, steps: int | None) -> ProgressGen[Model]:
+    recipe = adapt_recipe_for(model)
+    recipe = dataclasses.replace(recipe, seed=seed, steps=steps or recipe.steps)
     if isinstance(model, CodeDiffusion):
-        recipe = dataclasses.replace(code_adapt_recipe(model.spec), seed=seed)
-        recipe = dataclasses.replace(recipe, steps=steps or recipe.steps)
         return (yield from adapt_codes(model, shots.names, model.base.codes_of(shots.params), recipe))
-    recipe = adapt_recipe(model.spec)
-    return (yield from adapt(model, shots, dataclasses.replace(recipe, seed=seed, steps=steps or recipe.steps)))
+    return (yield from adapt(model, shots, recipe))
 
 
 def _sample(owner: Model, shots: Shots | None, config: GenerateConfig) -> ProgressGen[Params]:
@@ -149,19 +148,17 @@ def _sample(owner: Model, shots: Shots | None, config: GenerateConfig) -> Progre
 
 
 def _methods(config: QualityConfig, model: Model | None, hd: Model | None) -> list[str]:
-    available = []
-    if model is not None:
-        available += ["equigen", "equigen-no-perturb", "shots-noise"] if model.method == "equigen" else ["shots-noise"]
-    if hd is not None:
-        available += ["hyperdiffusion"] + ([] if "shots-noise" in available else ["shots-noise"])
+    available = set()
+    for m in (model, hd):
+        if m is not None:
+            available.update(methods_for(m.method))
     if config.methods is None:
-        return [m for m in GENERATION_METHODS if m in available]
+        return [m for m in METHODS if m in available]
     for m in config.methods:
-        if m not in GENERATION_METHODS:
-            raise InputError(f"unknown method {m!r}; choose from {', '.join(GENERATION_METHODS)}")
+        method_named(m)
         if m not in available:
             need = ("--hyperdiffusion-model (a model from 'equigen train --method hyperdiffusion')"
-                    if m == "hyperdiffusion" else "--model with an EquiGen model")
+                    if METHODS[m].samples == "hyperdiffusion" else "--model with an EquiGen model")
             raise InputError(f"method {m!r} needs {need}")
     return list(config.methods)
 
@@ -215,7 +212,7 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
     if not classes:
         raise InputError(f"{data}: the corpus has no held-out target classes; build it with --target-classes")
     two_d = spec.in_dim == 2
-    n_samples = config.samples or (64 if two_d else 24)
+    n_samples = config.samples or domain_of(spec).bench_samples
     net, net_info = (yield from relay(feature_net_for(data))) if two_d else (None, None)
 
     class_data = []
@@ -244,8 +241,13 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
         class_data.append(cd)
 
     runs, grids = [], {}
-    diverse = DIVERSE_METHODS + (("hyperdiffusion",) if hd is not None and _has_prior(hd) else ())
-    plan = [(m, d) for m in methods for d in (config.diversities if m in diverse else (None,))]
+    owners = {"equigen": model, "hyperdiffusion": hd}  # the model each trained-as kind samples
+
+    def diverse(m: str) -> bool:
+        owner = owners.get(METHODS[m].samples)
+        return depends_on_diversity(m, owner is not None and _has_prior(owner))
+
+    plan = [(m, d) for m in methods for d in (config.diversities if diverse(m) else (None,))]
     total = len(class_data) * config.repeats * (len(plan) + 1)
     done = 0
     for cd in class_data:
@@ -261,8 +263,8 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
             shots = Shots([f"{cd.name}-{i}" for i in shot_idx],
                           {k: v[torch.as_tensor(shot_idx)] for k, v in cd.params.items()}, None)
             adapted = {}
-            for key, base in (("equigen", model), ("hyperdiffusion", hd)):
-                if base is None or not any(m in methods for m in _ADAPTED_METHODS[key]):
+            for key, base in owners.items():
+                if base is None or not any(METHODS[m].samples == key for m in methods):
                     continue  # shots-noise needs no adaptation: it only perturbs the shots
                 adapted[key] = yield from relay(_adapt(base, shots, r, config.adapt_steps),
                                                 f"adapt {cd.name} #{r + 1} ({key})")
@@ -272,10 +274,10 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
             done += 1
             yield Progress("generate", done, total, f"{cd.name} #{r + 1}: real")
             for method, d in plan:
-                if method == "shots-noise":
+                if METHODS[method].samples is None:  # shots-noise: any model's normalisation, the shots
                     owner, given = (model or hd), shots
                 else:
-                    owner, given = adapted["hyperdiffusion" if method == "hyperdiffusion" else "equigen"], None
+                    owner, given = adapted[METHODS[method].samples], None
                 gen_cfg = GenerateConfig(n=n_samples, diversity=d if d is not None else 0.0, seed=seed,
                                          method=method, steps=config.steps, guidance=config.guidance)
                 params = yield from relay(_sample(owner, given, gen_cfg), f"sample {cd.name} #{r + 1} {method}")

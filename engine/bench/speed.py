@@ -25,14 +25,14 @@ import numpy as np
 import torch
 import trimesh
 
+from engine.bundled import bundled_model, examples_dir
 from engine.errors import InputError
 from engine.progress import Progress, ProgressGen
 
 SECTIONS = ("fit-2d", "fit-3d", "generator-2d", "generator-3d", "extract", "thumbnails")
-ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = ROOT / "resources" / "examples"
-DEFAULT_MODEL_2D = ROOT / "resources" / "models" / "glyphs-2d.safetensors"
-DEFAULT_MODEL_3D = ROOT / "resources" / "models" / "shapes-3d.safetensors"
+EXAMPLES = examples_dir()
+DEFAULT_MODEL_2D = bundled_model("glyphs-2d")
+DEFAULT_MODEL_3D = bundled_model("shapes-3d")
 
 
 def machine() -> dict:

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.checks import at_least, one_of
 from engine.data.sources import (
     FashionMnistSource, Glyph3DSource, GlyphSource, ImageFolderSource, InrFolderSource, Item,
     MeshFolderSource, Shapes3DSource, Source, default_targets,
@@ -28,7 +29,7 @@ from engine.data.store import (
 )
 from engine.errors import InputError
 from engine.fit.images import ImageFitConfig, fit_images
-from engine.fit.meshes import CORPUS_MESH_FIT, MeshFitConfig, fit_occupancy, normalise_mesh, sample_occupancy
+from engine.fit.meshes import MeshFitConfig, fit_occupancy, normalise_mesh, sample_occupancy
 from engine.functional import Params, init_from_seed
 from engine.inr_io import INR, load_inr, save_inr
 from engine.progress import Progress, ProgressGen, relay
@@ -63,24 +64,27 @@ class BuildConfig:
     count: int = 250
     chunk_size: int | None = None
     image_fit: ImageFitConfig = ImageFitConfig()
-    mesh_fit: MeshFitConfig = CORPUS_MESH_FIT
+    mesh_fit: MeshFitConfig | None = None  # None: the 3D domain's corpus fit (engine.domains)
     extra: dict = field(default_factory=dict, compare=False)
 
     def __post_init__(self):
-        if self.kind not in KINDS:
-            raise InputError(f"unknown corpus kind {self.kind!r}; choose from {', '.join(KINDS)}")
-        if self.init_mode not in INIT_MODES:
-            raise InputError(f"--init-mode must be one of {', '.join(INIT_MODES)}")
-        if self.inits < 1:
-            raise InputError("--inits must be at least 1")
-        if self.target_inits is not None and self.target_inits < 1:
-            raise InputError("--target-inits must be at least 1")
-        if self.per_class is not None and self.per_class < 1:
-            raise InputError("--per-class must be at least 1")
+        one_of("corpus kind", self.kind, KINDS)
+        one_of("initialisation mode", self.init_mode, INIT_MODES)
+        at_least("fits per item", self.inits, 1)
+        at_least("fits per held-out item", self.target_inits, 1, optional=True)
+        at_least("items per class", self.per_class, 1, optional=True)
+        at_least("shapes per family", self.count, 1)
+        at_least("items per chunk", self.chunk_size, 1, optional=True)
         if self.kind in ("images", "meshes", "inrs") and not self.root:
-            raise InputError(f"building '{self.kind}' needs --root FOLDER with one subfolder per class")
+            raise InputError(f"building '{self.kind}' needs a root folder with one subfolder per class")
         if self.kind == "inrs" and max(self.inits, self.target_inits or 1) > 1:
-            raise InputError("'inrs' corpora import files as they are; --inits and --target-inits must be 1")
+            raise InputError("'inrs' corpora import files as they are; they get one fit per item")
+
+    def with_domain_fits(self) -> "BuildConfig":
+        """This config with the domain's corpus mesh fit where none was given."""
+        from engine.domains import SHAPES  # the recipes import this module
+
+        return self if self.mesh_fit is not None else dataclasses.replace(self, mesh_fit=SHAPES.corpus_mesh_fit)
 
     def inits_for(self, split: str) -> int:
         """How many fits each item of ``split`` ("source" or "target") gets."""
@@ -89,7 +93,7 @@ class BuildConfig:
         return self.inits
 
     def arguments(self) -> dict:
-        d = dataclasses.asdict(self)
+        d = dataclasses.asdict(self.with_domain_fits())
         d.pop("extra")
         for k in ("source_classes", "target_classes", "fonts", "families"):
             if d[k] is not None:
@@ -186,6 +190,7 @@ def build_corpus(
     """
     from engine.data.store import summarise
 
+    config = config.with_domain_fits()
     t0 = time.perf_counter()
     paths = CorpusPaths(Path(out))
     source = make_source(config)

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from engine.checks import at_least, between, positive
 from engine.diffusion.model_file import Shots, WeightDiffusion
 from engine.diffusion.prior import shots_prior
 from engine.diffusion.schedule import Schedule
@@ -24,7 +25,6 @@ from engine.diffusion.shots import with_features
 from engine.diffusion.train import check_weighting, diffusion_loss
 from engine.errors import InputError
 from engine.progress import Progress, ProgressGen
-from engine.spec import INRSpec
 
 
 @dataclass(frozen=True)
@@ -46,17 +46,16 @@ class AdaptConfig:
     # the loss' weighting over noise levels (``diffusion_loss``); None: the one the model was trained with
     weighting: str | None = None
 
-
-# A 3D item costs far more than a 2D one (280 weight tokens against 11 at the default width) and
-# fitting the mesh shots takes ~27 s of the minute, so 3D adapts with a batch of 10 (every one of
-# 10 shots once per step), the training run's 4 regularised items and 120 steps: ~26 s on two
-# cores (150 steps at batch 20 took 49 s, at batch 10 ~32 s: too close to the minute).
-ADAPT_3D = AdaptConfig(steps=120, batch_size=10, reg_items=4)
-
-
-def adapt_recipe(spec: INRSpec) -> AdaptConfig:
-    """The default adaptation recipe for a model of ``spec``: 2D the official 250 steps, 3D ``ADAPT_3D``."""
-    return ADAPT_3D if spec.in_dim == 3 else AdaptConfig()
+    def __post_init__(self):
+        at_least("adaptation steps", self.steps, 1)
+        positive("the adaptation learning rate", self.lr)
+        at_least("the adaptation batch size", self.batch_size, 1)
+        between("the adaptation's condition dropout", self.cond_dropout, 0, 1)
+        at_least("the regulariser weight", self.reg_weight, 0)
+        at_least("the regularised items per step", self.reg_items, 0)
+        positive("the adaptation time limit", self.max_seconds, optional=True)
+        at_least("the prior spread", self.prior_spread, 0)
+        positive("the prior floor", self.prior_floor)
 
 
 def trained_weighting(model: WeightDiffusion) -> str:

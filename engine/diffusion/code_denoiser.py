@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.checks import between
 from engine.diffusion.denoiser import conditioning
 
 
@@ -30,6 +31,12 @@ class CodeDenoiserConfig:
     width: int = 384
     depth: int = 6
     mlp_ratio: float = 2.0
+
+    def __post_init__(self):
+        # the upper bounds keep a forged model file from building a network that fills the memory
+        between("the denoiser's width", self.width, 1, 4096)
+        between("the denoiser's depth", self.depth, 1, 64)
+        between("the denoiser's MLP ratio", self.mlp_ratio, 0.25, 16)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self))

@@ -11,57 +11,24 @@ the shots. For ``equigen`` and ``hyperdiffusion`` in 3D, D also widens the adapt
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import torch
 
 from engine.diffusion.code_model import CodeDiffusion
-from engine.diffusion.generate import GENERATION_METHODS, GenerateConfig, sampling_conditions
-from engine.errors import InputError
+from engine.diffusion.generate import GenerateConfig, sampling_conditions
+from engine.diffusion.methods import method_named
+from engine.domains import domain_of
 from engine.progress import Progress, ProgressGen
-
-
-@dataclass(frozen=True)
-class CodeSampling:
-    """How a structured model of a domain samples by default."""
-
-    guidance: float  # classifier-free guidance scale (1 = none)
-    widen_prior: bool  # whether D also widens the adapted prior by 1 + D
-
-
-def code_sampling(spec) -> CodeSampling:
-    """Images: no guidance and no widening, D only moves ψ. On held-out glyphs a guidance scale
-    of 2 pushed the codes off the glyph manifold (class consistency 68% against 80% unguided at
-    D = 0), and a widened prior passes its noise into the sensitive code directions (speckled,
-    broken glyphs at D = 1), where moving ψ alone gives clean variants (docs/EXPERIMENTS.md).
-    3D: guidance 2 and the widened prior, which is where its diversity comes from."""
-    if spec.in_dim == 2:
-        return CodeSampling(guidance=1.0, widen_prior=False)
-    return CodeSampling(guidance=2.0, widen_prior=True)
-
-
-def _check(model: CodeDiffusion, config: GenerateConfig) -> None:
-    if config.method not in GENERATION_METHODS:
-        raise InputError(f"unknown method {config.method!r}; choose one of {', '.join(GENERATION_METHODS)}")
-    if config.n < 1:
-        raise InputError("the number of samples must be at least 1")
-    if not 0 <= config.diversity <= 1:
-        raise InputError(f"diversity must be between 0 and 1, got {config.diversity}")
-    if config.method.startswith("equigen") and model.method != "equigen":
-        raise InputError(f"method {config.method!r} needs an EquiGen model; this file holds a {model.method!r} model")
-    if config.method == "hyperdiffusion" and model.method != "hyperdiffusion":
-        raise InputError("method 'hyperdiffusion' needs a model trained with --method hyperdiffusion")
-    if config.method != "hyperdiffusion" and model.shots is None:
-        raise InputError(f"method {config.method!r} needs shots: adapt the model first")
 
 
 def sample_codes(model: CodeDiffusion, config: GenerateConfig = GenerateConfig()) -> ProgressGen[torch.Tensor]:
     """``config.n`` codes ``(n, D)`` of ``model.base``; yields ``Progress("sample", i, steps)``."""
-    _check(model, config)
+    config = config.for_model(model.method, model.shots is not None)
+    method = method_named(config.method)
     g = torch.Generator().manual_seed(config.seed)
     d = model.base.code_dim
     shots = model.shots
-    if config.method == "shots-noise":
+    if method.samples is None:  # shots-noise: the shots alone
         k = shots.codes.shape[0]
         x = model.normalise(shots.codes)[torch.arange(config.n) % k]
         x = x + config.diversity * torch.randn(config.n, d, generator=g)
@@ -71,9 +38,8 @@ def sample_codes(model: CodeDiffusion, config: GenerateConfig = GenerateConfig()
     x = torch.randn(config.n, d, generator=g)
     if config.blend is not None:
         x = x[:1].expand(config.n, -1).clone()
-    defaults = code_sampling(model.spec)
-    widens = (defaults.widen_prior and config.method in ("equigen", "hyperdiffusion") and config.blend is None
-              and shots is not None)
+    defaults = domain_of(model.spec).code_sampling
+    widens = defaults.widen_prior and method.widens_prior and config.blend is None and shots is not None
     widen = 1 + config.diversity if widens else 1.0
     guidance = defaults.guidance if config.guidance is None else config.guidance
     guided = cond is not None and guidance != 1.0

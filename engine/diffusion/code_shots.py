@@ -9,7 +9,6 @@ The shots are one kind of shape, so they are fitted together (``fit_together``).
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import numpy as np
@@ -18,6 +17,7 @@ import torch
 from engine.decode import decode_images, extract_mesh
 from engine.diffusion.code_model import CodeDiffusion
 from engine.diffusion.shots import checked_shot_paths
+from engine.domains import domain_of
 from engine.errors import EmptyFieldError, InputError
 from engine.fit.images import load_gray, to_frame
 from engine.fit.meshes import MeshFitConfig, load_mesh, normalise_mesh, sample_meshes
@@ -25,12 +25,7 @@ from engine.functional import image_grid
 from engine.inr_io import INR, load_inr
 from engine.progress import ProgressGen, relay
 from engine.session import input_kind
-from engine.weightspace.corpus import STRUCTURED_SAMPLES, structured_recipe
 from engine.weightspace.structured import CodeFitConfig, SharedBase, code_quality, fit_together
-
-# A user's shot needs no 20k-point IoU: 4k evaluation points report its fit quality.
-SHOT_SAMPLES = dataclasses.replace(STRUCTURED_SAMPLES, eval_points=4_000)
-
 
 def base_codes(base: SharedBase, inr: INR, tolerance: float = 1e-4) -> torch.Tensor | None:
     """The code ``(1, D)`` of an INR this base made, or None when its weights are not the base's."""
@@ -46,7 +41,7 @@ def base_codes(base: SharedBase, inr: INR, tolerance: float = 1e-4) -> torch.Ten
 
 
 def load_code_shots(model: CodeDiffusion, paths: list[str | os.PathLike],
-                    samples: MeshFitConfig = SHOT_SAMPLES,
+                    samples: MeshFitConfig | None = None,
                     fit: CodeFitConfig | None = None,
                     invert: str = "auto") -> ProgressGen[tuple[list[str], torch.Tensor, list[float]]]:
     """Read, check and fit the shots; returns their names, codes ``(K, D)`` and fit qualities
@@ -57,7 +52,8 @@ def load_code_shots(model: CodeDiffusion, paths: list[str | os.PathLike],
     base = model.base
     spec = base.spec
     two_d = spec.in_dim == 2
-    fit = fit or structured_recipe("2d" if two_d else "3d").fit
+    fit = fit or domain_of(spec).structured.fit
+    samples = samples or domain_of(spec).shot_samples
     domain, kinds = ("image", "images or 2D INR files") if two_d else ("mesh", "meshes or 3D INR files")
     paths = checked_shot_paths(paths, kinds)
     ready: dict[int, torch.Tensor] = {}

@@ -21,9 +21,11 @@ from pathlib import Path
 
 import torch
 
+from engine.checks import at_least, between, one_of, positive
 from engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from engine.diffusion.code_denoiser import CodeDenoiser, CodeDenoiserConfig
 from engine.diffusion.code_model import CodeDiffusion, CodeShots, save_code_model
+from engine.diffusion.methods import TRAINING_METHODS
 from engine.diffusion.prior import fit_prior, shots_prior
 from engine.diffusion.process import DiffusionProcess, ProcessConfig
 from engine.encoder.model import WeightEncoder
@@ -32,7 +34,6 @@ from engine.functional import image_grid
 from engine.progress import Progress, ProgressGen
 from engine.weightspace.structured import SharedBase
 
-METHODS = ("equigen", "hyperdiffusion")
 STD_FLOOR = 0.1  # of the median spread: codes that barely vary would otherwise blow up
 
 
@@ -55,10 +56,18 @@ class CodeTrainConfig:
     process: ProcessConfig = ProcessConfig()
 
     def __post_init__(self):
-        if self.method not in METHODS:
-            raise InputError(f"unknown training method {self.method!r}; choose one of {', '.join(METHODS)}")
-        if self.steps < 1 or self.batch_size < 1:
-            raise InputError("training needs at least one step and a batch of at least one")
+        one_of("training method", self.method, TRAINING_METHODS)
+        at_least("training steps", self.steps, 1)
+        at_least("the training batch size", self.batch_size, 1)
+        positive("the training learning rate", self.lr)
+        at_least("the warm-up steps", self.warmup, 0)
+        between("the EMA decay", self.ema_decay, 0, 1)
+        between("the condition dropout", self.cond_dropout, 0, 1)
+        at_least("the regulariser weight", self.reg_weight, 0)
+        at_least("the regularised items per step", self.reg_items, 0)
+        at_least("the decoded-field weight", self.field_weight, 0)
+        at_least("the checkpoint interval", self.checkpoint_every, 1)
+        positive("the training time limit", self.max_minutes, optional=True)
 
 
 @dataclass(frozen=True)
@@ -77,25 +86,17 @@ class CodeAdaptConfig:
     prior_floor: float = 0.01
     max_seconds: float | None = None
 
-
-# Images: the decoded-field error on top of the code error (``code_loss``).
-IMAGE_FIELD_WEIGHT = 100.0
-
-
-def code_train_recipe(spec) -> CodeTrainConfig:
-    """The training recipe of a structured model of ``spec``'s domain. Images: a smaller
-    denoiser (a glyph's code has ~370 numbers, a 3D shape's ~5,000) and the decoded-field error."""
-    if spec.in_dim == 2:
-        # 24k steps (~35 min on 2 cores): 4x the steps moved FID 256 -> 253 and consistency
-        # 80% -> 82% at D = 0, where quality stops improving with training length (README)
-        return CodeTrainConfig(steps=24_000, field_weight=IMAGE_FIELD_WEIGHT,
-                               denoiser=CodeDenoiserConfig(width=256, depth=4))
-    return CodeTrainConfig()
-
-
-def code_adapt_recipe(spec) -> CodeAdaptConfig:
-    """The adaptation recipe of a structured model of ``spec``'s domain."""
-    return CodeAdaptConfig(field_weight=IMAGE_FIELD_WEIGHT) if spec.in_dim == 2 else CodeAdaptConfig()
+    def __post_init__(self):
+        at_least("adaptation steps", self.steps, 1)
+        positive("the adaptation learning rate", self.lr)
+        at_least("the adaptation batch size", self.batch_size, 1)
+        between("the adaptation's condition dropout", self.cond_dropout, 0, 1)
+        at_least("the regulariser weight", self.reg_weight, 0)
+        at_least("the regularised items per step", self.reg_items, 0)
+        at_least("the decoded-field weight", self.field_weight, 0)
+        positive("the adaptation time limit", self.max_seconds, optional=True)
+        at_least("the prior spread", self.prior_spread, 0)
+        positive("the prior floor", self.prior_floor)
 
 
 def code_loss(model: CodeDiffusion, denoiser: CodeDenoiser, x0: torch.Tensor, cond: torch.Tensor | None,

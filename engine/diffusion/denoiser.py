@@ -22,9 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from engine.checks import between
 from engine.diffusion.prior import GaussianPrior, wiener
 from engine.diffusion.schedule import TRAIN_STEPS, cosine_alphas_cumprod
 from engine.diffusion.tokens import TokenLayout
+from engine.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,18 @@ class DenoiserConfig:
     # With the skip: principal directions of the Gaussian prior whose Wiener filter is the skip
     # (``prior.py``); 0: the N(0, I) prior, i.e. EDM's √ᾱ_t·x_t.
     prior_rank: int = 64
+
+    def __post_init__(self):
+        # the upper bounds keep a forged model file from building a network that fills the memory
+        between("the denoiser's width", self.width, 1, 4096)
+        between("the denoiser's depth", self.depth, 1, 64)
+        between("the denoiser's attention heads", self.heads, 1, 64)
+        if self.width % self.heads:
+            raise InputError(f"the denoiser's width {self.width} is not a multiple of its {self.heads} heads")
+        between("the denoiser's MLP ratio", self.mlp_ratio, 0.25, 16)
+        if self.max_token is not None:
+            between("the numbers per weight token", self.max_token, 1, 1 << 16)
+        between("the prior's rank", self.prior_rank, 0, 4096)
 
     @property
     def token_numbers(self) -> int:

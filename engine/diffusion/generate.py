@@ -28,22 +28,23 @@ deviations of noise per weight).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, replace
 
 import torch
 
+from engine.diffusion.methods import GENERATION_METHODS, check_method, method_named
 from engine.diffusion.model_file import Shots, WeightDiffusion
 from engine.diffusion.schedule import Schedule
 from engine.diffusion.tokens import from_tokens, to_tokens
+from engine.domains import domain_of
 from engine.errors import InputError
 from engine.functional import Params
 from engine.precision import mixed_precision
 from engine.progress import Progress, ProgressGen
 
-GENERATION_METHODS = ("equigen", "equigen-no-perturb", "hyperdiffusion", "shots-noise")
+__all__ = ["GENERATION_METHODS", "GenerateConfig", "sample", "sampling_conditions"]
 
-
-DEFAULT_GUIDANCE = 2.0  # raw-weight models: the scale their samples were measured at (README)
 
 
 @dataclass(frozen=True)
@@ -51,12 +52,33 @@ class GenerateConfig:
     n: int = 16
     diversity: float = 0.5
     seed: int = 0
-    method: str = "equigen"
+    method: str | None = None  # a name of ``methods.METHODS``; None: the method the model was trained with
     steps: int = 50  # DDIM steps
     guidance: float | None = None  # classifier-free guidance scale (1 = none); None: the model's own
     isotropic: float = 0.1
     blend: tuple[int, int] | None = None  # shot indices to interpolate between
     precision: str = "auto"
+
+    def __post_init__(self):
+        if self.method is not None:
+            method_named(self.method)
+        if self.n < 1:
+            raise InputError(f"the number of samples must be at least 1, got {self.n}")
+        if self.steps < 1:
+            raise InputError(f"sampling needs at least one denoising step, got {self.steps}")
+        if not (math.isfinite(self.diversity) and 0 <= self.diversity <= 1):
+            raise InputError(f"diversity must be between 0 and 1, got {self.diversity}")
+        if self.guidance is not None and not (math.isfinite(self.guidance) and 0 <= self.guidance <= 20):
+            raise InputError(f"the guidance scale must be between 0 and 20 (1 = none), got {self.guidance}")
+        if not (math.isfinite(self.isotropic) and self.isotropic >= 0):
+            raise InputError(f"the isotropic share of the perturbation must be 0 or more, got {self.isotropic}")
+
+    def for_model(self, model_method: str, has_shots: bool) -> "GenerateConfig":
+        """This config with its method named (the model's own when None), after checking that a
+        model trained as ``model_method`` can run it."""
+        config = replace(self, method=self.method or model_method)
+        check_method(config.method, model_method, has_shots, blend=config.blend is not None)
+        return config
 
 
 def perturbed_conditions(features: torch.Tensor, n: int, diversity: float, feature_scale: torch.Tensor | None,
@@ -93,34 +115,15 @@ def sampling_conditions(features: torch.Tensor | None, feature_scale: torch.Tens
                         config: GenerateConfig, generator: torch.Generator) -> torch.Tensor | None:
     """The conditions ``(n, C)`` of ``config.method`` from the shots' features ``(K, C)``: None for
     the unconditional baseline, a blend, or the shots' features perturbed by the diversity."""
-    if config.method == "hyperdiffusion":
+    method = method_named(config.method)
+    if not method.conditioned:
         return None
     if features is None:
         raise InputError("the shots carry no encoder features; adapt an EquiGen model to them first")
     if config.blend is not None:
         return blended_conditions(features, config.blend, config.n)
-    d = 0.0 if config.method == "equigen-no-perturb" else config.diversity
+    d = config.diversity if method.uses_diversity else 0.0
     return perturbed_conditions(features, config.n, d, feature_scale, config.isotropic, generator)
-
-
-def _check(model: WeightDiffusion, shots: Shots | None, config: GenerateConfig) -> None:
-    if config.method not in GENERATION_METHODS:
-        raise InputError(f"unknown method {config.method!r}; choose one of {', '.join(GENERATION_METHODS)}")
-    if config.n < 1:
-        raise InputError("-n must be at least 1")
-    if not 0 <= config.diversity <= 1:
-        raise InputError(f"diversity must be between 0 and 1, got {config.diversity}")
-    wants_encoder = config.method in ("equigen", "equigen-no-perturb")
-    if wants_encoder and model.method != "equigen":
-        raise InputError(f"method {config.method!r} needs an EquiGen model; this file holds a "
-                         f"{model.method!r} model (train one with 'equigen train --method equigen')")
-    if config.method == "hyperdiffusion" and model.method != "hyperdiffusion":
-        raise InputError("method 'hyperdiffusion' needs a model trained with "
-                         "'equigen train --method hyperdiffusion'")
-    if config.method != "hyperdiffusion" and shots is None:
-        raise InputError(f"method {config.method!r} needs shots: adapt the model first or pass --shots")
-    if config.blend is not None and config.method not in ("equigen", "equigen-no-perturb"):
-        raise InputError("blending interpolates encoder features; use it with the equigen methods")
 
 
 def sample(model: WeightDiffusion, shots: Shots | None = None,
@@ -131,10 +134,10 @@ def sample(model: WeightDiffusion, shots: Shots | None = None,
     ``Progress("sample", step, steps)`` after every DDIM step.
     """
     shots = shots if shots is not None else model.shots
-    _check(model, shots, config)
+    config = config.for_model(model.method, shots is not None)
     g = torch.Generator().manual_seed(config.seed)
     p = model.mean.numel()
-    if config.method == "shots-noise":
+    if method_named(config.method).samples is None:  # shots-noise: the shots alone
         k = next(iter(shots.params.values())).shape[0]
         x = model.normalise(shots.params)[torch.arange(config.n) % k]
         x = x + config.diversity * torch.randn(config.n, p, generator=g)
@@ -146,9 +149,9 @@ def sample(model: WeightDiffusion, shots: Shots | None = None,
         noise = noise[:1].expand(config.n, -1).clone()  # one noise: the blend alone varies
     layout = model.layout
     den = model.denoiser
-    widens = config.method in ("equigen", "hyperdiffusion") and config.blend is None and model.shots is not None
+    widens = method_named(config.method).widens_prior and config.blend is None and model.shots is not None
     widen = 1 + config.diversity if widens else 1.0
-    guidance = DEFAULT_GUIDANCE if config.guidance is None else config.guidance
+    guidance = domain_of(model.spec).raw_guidance if config.guidance is None else config.guidance
     guided = cond is not None and guidance != 1.0
 
     @torch.inference_mode()

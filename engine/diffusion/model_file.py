@@ -30,7 +30,6 @@ from engine.functional import Params, params_digest
 from engine.spec import INRSpec
 
 MODEL_FORMAT = "equigen-model"
-METHODS = ("equigen", "hyperdiffusion")
 
 
 @dataclass

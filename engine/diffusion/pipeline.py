@@ -1,23 +1,30 @@
-"""One path from files to generated INRs for every kind of model file.
+"""One path from files to generated INRs for every kind of model file: shots → adapt → sample → write.
 
 Raw-weight models (``model_file.py``: 2D, and 3D corpora fitted from a shared initialisation)
 and structured models (``code_model.py``: codes of a shared network) load, adapt to shot
-files and sample through the same four calls, so the CLI, the studio's session and the
-benchmarks do exactly the same thing with either.
+files, sample and save through the same calls, so the CLI, the studio's session and the
+benchmarks do exactly the same thing with either, and every generated INR records the same
+metadata (``generation_meta``).
 """
 
 from __future__ import annotations
 
+import math
 import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
 
-from engine.diffusion.adapt import AdaptConfig, adapt, adapt_recipe
-from engine.diffusion.code_model import CODE_MODEL_FORMAT, CodeDiffusion, load_code_model, model_format
+from engine.diffusion.adapt import AdaptConfig, adapt
+from engine.diffusion.code_model import CODE_MODEL_FORMAT, CodeDiffusion, load_code_model, model_format, save_code_model
 from engine.diffusion.code_sample import sample_codes
 from engine.diffusion.code_shots import load_code_shots
-from engine.diffusion.code_train import CodeAdaptConfig, adapt_codes, code_adapt_recipe
+from engine.diffusion.code_train import CodeAdaptConfig, adapt_codes
 from engine.diffusion.generate import GenerateConfig, sample
-from engine.diffusion.model_file import WeightDiffusion, load_model
+from engine.diffusion.model_file import WeightDiffusion, load_model, save_model
+from engine.diffusion.outputs import write_samples
 from engine.diffusion.shots import load_shots
+from engine.domains import domain_of
 from engine.functional import Params
 from engine.progress import ProgressGen
 
@@ -31,21 +38,38 @@ def load_generator(path: str | os.PathLike) -> Generator:
     return load_model(path)
 
 
+def save_generator(path: str | os.PathLike, model: Generator) -> None:
+    """Write ``model`` (trained or adapted) atomically in its own format."""
+    (save_code_model if isinstance(model, CodeDiffusion) else save_model)(path, model)
+
+
 def adapt_recipe_for(model: Generator) -> AdaptConfig | CodeAdaptConfig:
     """The default adaptation recipe of ``model``'s kind and domain."""
-    return code_adapt_recipe(model.spec) if isinstance(model, CodeDiffusion) else adapt_recipe(model.spec)
+    domain = domain_of(model.spec)
+    return domain.code_adapt if isinstance(model, CodeDiffusion) else domain.adapt
 
 
 def adapt_to_files(model: Generator, shot_paths: list[str | os.PathLike],
                    config: AdaptConfig | CodeAdaptConfig | None = None) -> ProgressGen[Generator]:
     """Read, check and fit the shot files (images, meshes or INR files), then fine-tune a copy of
-    ``model`` on them. Closing the generator cancels and leaves ``model`` untouched."""
+    ``model`` on them. The adapted model's ``meta["adapt"]`` also holds ``fit_seconds`` (reading
+    and fitting the shots) and, for structured models, ``shot_quality`` (PSNR in dB or IoU per
+    shot; None for INR files taken as they are). Closing the generator cancels and leaves
+    ``model`` untouched."""
     config = config or adapt_recipe_for(model)
+    t0 = time.perf_counter()
+    extra: dict = {}
     if isinstance(model, CodeDiffusion):
-        names, codes, _ = yield from load_code_shots(model, shot_paths)
-        return (yield from adapt_codes(model, names, codes, config))
-    shots = yield from load_shots(model, shot_paths)
-    return (yield from adapt(model, shots, config))
+        names, codes, quality = yield from load_code_shots(model, shot_paths)
+        extra["shot_quality"] = [None if math.isnan(q) else round(float(q), 4) for q in quality]
+        extra["fit_seconds"] = round(time.perf_counter() - t0, 2)
+        adapted = yield from adapt_codes(model, names, codes, config)
+    else:
+        shots = yield from load_shots(model, shot_paths)
+        extra["fit_seconds"] = round(time.perf_counter() - t0, 2)
+        adapted = yield from adapt(model, shots, config)
+    adapted.meta = dict(adapted.meta, adapt=dict(adapted.meta["adapt"], **extra))
+    return adapted
 
 
 def generate_params(model: Generator, config: GenerateConfig) -> ProgressGen[Params]:
@@ -62,3 +86,20 @@ def provenance(model: Generator) -> dict[str, str]:
     if isinstance(model, CodeDiffusion):
         return {"base_sha": model.base_sha}
     return {"init_sha": model.init_sha}
+
+
+def generation_meta(model: Generator, model_name: str, config: GenerateConfig,
+                    shot_names: Sequence[str] = ()) -> dict:
+    """What every generated INR file records, whichever front door made it (add ``index``)."""
+    return {"generated_by": config.method or model.method, "model": model_name, "seed": config.seed,
+            "diversity": config.diversity, "shots": [Path(s).name for s in shot_names]} | provenance(model)
+
+
+def generate_files(model: Generator, config: GenerateConfig, out_dir: str | os.PathLike, fmt: str,
+                   model_name: str, shot_names: Sequence[str] = (), resolution: int = 128) -> ProgressGen[list[dict]]:
+    """Sample ``config.n`` INRs from ``model`` (adapted, or unadapted for ``hyperdiffusion``) and write
+    each to ``out_dir`` as ``fmt`` (``outputs.write_samples``); returns one record per sample."""
+    params = yield from generate_params(model, config)
+    meta = generation_meta(model, model_name, config, shot_names)
+    metas = [dict(meta, index=i) for i in range(config.n)]
+    return (yield from write_samples(model.spec, params, out_dir, fmt, metas, resolution))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from engine.checks import between
 from engine.diffusion.prior import GaussianPrior
 from engine.diffusion.schedule import TRAIN_STEPS, Schedule
 
@@ -27,6 +28,10 @@ class ProcessConfig:
     skip: bool = True
     prior_rank: int = 32  # 0: the skip goes through N(0, I), i.e. √ᾱ_t·x_t
     steps: int = TRAIN_STEPS
+
+    def __post_init__(self):
+        between("the prior's rank", self.prior_rank, 0, 4096)
+        between("the diffusion steps", self.steps, 1, 100_000)
 
 
 class DiffusionProcess:

@@ -15,12 +15,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.diffusion.adapt import AdaptConfig
-from engine.diffusion.code_model import CodeDiffusion, save_code_model
+from engine.diffusion.code_model import CodeDiffusion
 from engine.diffusion.code_train import CodeAdaptConfig
 from engine.diffusion.generate import GenerateConfig
-from engine.diffusion.model_file import WeightDiffusion, save_model
+from engine.diffusion.model_file import WeightDiffusion
 from engine.errors import EquigenError
-from engine.diffusion.pipeline import adapt_recipe_for, adapt_to_files, generate_params, load_generator, provenance
+from engine.diffusion.pipeline import (
+    adapt_recipe_for, adapt_to_files, generate_params, generation_meta, load_generator, save_generator,
+)
 from engine.inr_io import INR
 from engine.progress import Progress, ProgressGen
 from engine.session import Preview, preview
@@ -104,8 +106,7 @@ class GenerationSession:
         self._key = key
         if self.adapted_file is not None:
             self._adapted.meta = dict(self._adapted.meta, studio_key=stored)
-            save = save_code_model if self.structured else save_model
-            save(self.adapted_file, self._adapted)
+            save_generator(self.adapted_file, self._adapted)
         return True
 
     def _kept_adaptation(self, stored: str):
@@ -128,9 +129,7 @@ class GenerationSession:
         finished adaptation.
         """
         yield from self.adapt(shot_paths)
-        meta = {"generated_by": config.method, "model": self.model_path.name, "seed": config.seed,
-                "diversity": config.diversity, "shots": [Path(p).name for p in shot_paths]}
-        meta |= provenance(self.model)
+        meta = generation_meta(self.model, self.model_path.name, config, shot_paths)
         params = yield from generate_params(self._adapted, config)
         previews = []
         for i in range(config.n):

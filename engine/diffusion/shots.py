@@ -18,7 +18,7 @@ from engine.decode import decode_images, extract_mesh
 from engine.diffusion.model_file import Shots, WeightDiffusion
 from engine.errors import InputError
 from engine.fit.images import ImageFitConfig, fit_images, load_gray, to_frame
-from engine.fit.meshes import CORPUS_MESH_FIT, MeshFitConfig, fit_occupancy, load_mesh, normalise_mesh, sample_meshes
+from engine.fit.meshes import MeshFitConfig, fit_occupancy, load_mesh, normalise_mesh, sample_meshes
 from engine.functional import concat
 from engine.inr_io import load_inr
 from engine.progress import ProgressGen, relay
@@ -39,13 +39,16 @@ def checked_shot_paths(paths: list[str | os.PathLike], kinds: str) -> list[Path]
 
 def load_shots(model: WeightDiffusion, paths: list[str | os.PathLike],
                image_config: ImageFitConfig = ImageFitConfig(),
-               mesh_config: MeshFitConfig = CORPUS_MESH_FIT) -> ProgressGen[Shots]:
+               mesh_config: MeshFitConfig | None = None) -> ProgressGen[Shots]:
     """Read, check and fit the shots; returns them in the model's basin (features not yet set).
 
     Every file is read and checked before any fitting starts, so a wrong file fails at once.
     Meshes are fitted with the corpus recipe by default: the generator learned from fits made that
     way, and it is 3-4x faster than the studio's single-shape recipe.
     """
+    from engine.domains import SHAPES  # the recipes import this module (via adapt)
+
+    mesh_config = mesh_config or SHAPES.corpus_mesh_fit
     paths = checked_shot_paths(paths, "images, meshes or INR files")
     spec = model.spec
     domain = "image" if spec.in_dim == 2 else "mesh"

@@ -23,11 +23,13 @@ from pathlib import Path
 
 import torch
 
+from engine.checks import at_least, between, one_of, positive
 from engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from engine.data.dataset import INRDataset
 from engine.data.store import CorpusPaths, read_manifest, read_stats
 from engine.diffusion.denoiser import Denoiser, DenoiserConfig
-from engine.diffusion.model_file import METHODS, WeightDiffusion, save_model
+from engine.diffusion.methods import TRAINING_METHODS
+from engine.diffusion.model_file import WeightDiffusion, save_model
 from engine.diffusion.prior import fit_prior
 from engine.diffusion.schedule import Schedule
 from engine.diffusion.tokens import flatten, to_tokens, from_tokens, token_layout
@@ -58,24 +60,27 @@ class TrainConfig:
     precision: str = "auto"
     normalisation: str = "auto"  # "element", "tensor" or "auto" (see normalisation_scale)
     weighting: str = "edm"  # "edm" or "x0": the loss weight over noise levels (see diffusion_loss)
-    denoiser: DenoiserConfig | None = None  # None: ``denoiser_recipe`` for the corpus' domain
+    # fields of the domain's denoiser (``domain_of(spec).denoiser``) to change, e.g. {"width": 64}
+    denoiser: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        one_of("training method", self.method, TRAINING_METHODS)
+        at_least("training steps", self.steps, 1)
+        at_least("the training batch size", self.batch_size, 1)
+        positive("the training learning rate", self.lr)
+        at_least("the weight decay", self.weight_decay, 0)
+        at_least("the warm-up steps", self.warmup, 0)
+        between("the EMA decay", self.ema_decay, 0, 1)
+        between("the condition dropout", self.cond_dropout, 0, 1)
+        at_least("the regulariser weight", self.reg_weight, 0)
+        at_least("the regularised items per step", self.reg_items, 0)
+        at_least("the checkpoint interval", self.checkpoint_every, 1)
+        positive("the training time limit", self.max_minutes, optional=True)
+        one_of("weight normalisation", self.normalisation, ("auto", "element", "tensor"))
+        one_of("loss weighting", self.weighting, ("edm", "x0"))
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def denoiser_recipe(in_dim: int) -> DenoiserConfig:
-    """The default denoiser for INRs on ``in_dim``-D coordinates.
-
-    3D: tokens of at most ``width`` numbers, the skip, and a Gaussian prior of rank 64; without
-    them the 3D model made shapeless blobs (README). 2D: the design the bundled glyph model was
-    measured with, 1,024-number tokens and plain x0-prediction: the 3D design, retrained on the
-    glyph corpus with the same recipe, gave noise images even at diversity 0 (with the prior) or
-    everywhere (without it), see the README.
-    """
-    if in_dim == 2:
-        return DenoiserConfig(max_token=1024, skip=False, prior_rank=0)
-    return DenoiserConfig()
 
 
 WEIGHTINGS = ("edm", "x0")
@@ -137,12 +142,12 @@ NORMALISATIONS = ("auto", "element", "tensor")
 
 
 def resolve_normalisation(mode: str, spec: INRSpec) -> str:
-    """``auto`` → ``tensor`` for 3D specs and ``element`` (the official scheme) for 2D."""
+    """``auto`` → the domain's scheme: ``tensor`` for 3D specs, ``element`` (the official one) for 2D."""
+    from engine.domains import domain_of  # the recipes import this module
+
     if mode not in NORMALISATIONS:
         raise InputError(f"unknown normalisation {mode!r}; choose one of {', '.join(NORMALISATIONS)}")
-    if mode == "auto":
-        return "tensor" if spec.in_dim == 3 else "element"
-    return mode
+    return domain_of(spec).normalisation if mode == "auto" else mode
 
 
 def normalisation_scale(std: torch.Tensor, tensor_of: torch.Tensor | None = None,
@@ -165,17 +170,22 @@ def normalisation_scale(std: torch.Tensor, tensor_of: torch.Tensor | None = None
 
 
 def load_corpus_for_training(data: str | os.PathLike, encoder_path: str | os.PathLike | None,
-                             method: str, config: DenoiserConfig | None,
+                             method: str, denoiser: dict | None = None,
                              normalisation: str = "auto") -> tuple[WeightDiffusion, torch.Tensor, dict]:
     """An untrained model for ``data``, the normalised source-split weights ``(N, P)`` and the
-    raw weights ``{key: (N, *shape)}``."""
-    if method not in METHODS:
-        raise InputError(f"unknown training method {method!r}; choose one of {', '.join(METHODS)}")
+    raw weights ``{key: (N, *shape)}``. ``denoiser``: fields of the domain's denoiser to change."""
+    from engine.domains import domain_of  # the recipes import this module
+
+    if method not in TRAINING_METHODS:
+        raise InputError(f"unknown training method {method!r}; choose one of {', '.join(TRAINING_METHODS)}")
     manifest = read_manifest(data)
-    if config is None:
-        config = denoiser_recipe(int(manifest["spec"]["in_dim"]))
+    recipe = domain_of(int(manifest["spec"]["in_dim"])).denoiser
+    unknown = set(denoiser or {}) - {f.name for f in dataclasses.fields(DenoiserConfig)}
+    if unknown:
+        raise InputError(f"the denoiser has no setting {', '.join(sorted(unknown))}")
+    config = dataclasses.replace(recipe, **(denoiser or {}))
     if config.prior_rank < 0:
-        raise InputError(f"--prior-rank must be 0 (no prior) or more, got {config.prior_rank}")
+        raise InputError(f"the prior's rank must be 0 (no prior) or more, got {config.prior_rank}")
     paths = CorpusPaths(Path(data))
     if manifest.get("init_mode") != "shared" or not paths.init.exists():
         raise InputError(f"{data}: weight diffusion needs a corpus fitted from one shared init "
@@ -226,7 +236,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | o
     torch.manual_seed(config.seed)
     model, x_all, params = load_corpus_for_training(data, encoder_path, config.method, config.denoiser,
                                                      config.normalisation)
-    config = dataclasses.replace(config, denoiser=model.denoiser.config)  # the recipe, resolved
+    config = dataclasses.replace(config, denoiser=dataclasses.asdict(model.denoiser.config))  # resolved
     cond_all = None
     if model.encoder is not None:
         yield Progress("encode", 0, 1, "computing ψ of the source split")

@@ -124,10 +124,6 @@ class WeightEncoder(nn.Module):
             return out.clamp(-PROBE_LOGIT_CLIP, PROBE_LOGIT_CLIP)
         return torch.sigmoid(out)
 
-    def project(self, psi: torch.Tensor) -> torch.Tensor:
-        """The contrastive projection z = g(ψ), ``(B, proj_dim)``."""
-        return self.projection(psi)
-
 
 def probe_coordinates(spec: INRSpec, lattice: int) -> torch.Tensor:
     """Where the probes evaluate an INR: 2D its fitting grid, 3D a ``lattice``³ grid of cell

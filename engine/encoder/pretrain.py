@@ -26,9 +26,11 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from engine.checks import at_least, between, one_of, positive
 from engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from engine.data.dataset import INRDataset
 from engine.data.store import read_stats
+from engine.domains import domain_of
 from engine.encoder.model import EncoderConfig, WeightEncoder, save_encoder, tensor_stats
 from engine.errors import InputError
 from engine.functional import Params
@@ -58,8 +60,7 @@ class AugmentConfig:
 class PretrainConfig:
     epochs: int = 12
     batch_size: int = 256
-    # None: by domain, 2e-3 for 2D and 5e-4 for 3D, whose 16³ probe layer has ~20× the fan-in
-    # (3D glyphs held-out k-NN 0.83 at 2e-3, 0.93 at 5e-4; README)
+    # None: the domain's rate (``domain_of(spec).pretrain_lr``)
     lr: float | None = None
     warmup: float = 0.1  # share of the steps over which the learning rate rises linearly
     weight_decay: float = 5e-4
@@ -78,6 +79,18 @@ class PretrainConfig:
     precision: str = "auto"  # "auto": bf16 autocast where the CPU does bf16 natively
     encoder: EncoderConfig = EncoderConfig()
     augment: AugmentConfig = AugmentConfig()
+
+    def __post_init__(self):
+        at_least("pre-training epochs", self.epochs, 1)
+        at_least("the pre-training batch size", self.batch_size, 2)
+        positive("the pre-training learning rate", self.lr, optional=True)
+        between("the warm-up share", self.warmup, 0, 1)
+        at_least("the weight decay", self.weight_decay, 0)
+        positive("the contrastive temperature", self.temperature)
+        one_of("kind of positives", self.positives, ("class", "instance"))
+        at_least("the class group size", self.class_group, 1)
+        positive("the pre-training time limit", self.max_minutes, optional=True)
+        at_least("the checkpoint interval", self.checkpoint_every, 1)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,11 +144,6 @@ class Augmenter:
         if c.dropout > 0:
             out = symmetry.drop_weights(out, c.dropout, generator)
         return out
-
-
-def default_lr(spec: INRSpec) -> float:
-    """The pre-training learning rate when none is given: 2e-3 for 2D specs, 5e-4 for 3D ones."""
-    return 2e-3 if spec.in_dim == 2 else 5e-4
 
 
 def epoch_order(item_class: torch.Tensor, group: int, generator: torch.Generator) -> torch.Tensor:
@@ -192,7 +200,7 @@ def pretrain(
     ddp = model
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(model)
-    lr = config.lr if config.lr is not None else default_lr(spec)
+    lr = config.lr if config.lr is not None else domain_of(spec).pretrain_lr
     if lr <= 0:
         raise InputError(f"the learning rate must be positive, not {lr}")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay, amsgrad=True)

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from engine.checks import at_least, one_of, positive
 from engine.errors import InputError
 from engine.fit.loop import FitOutcome, LoopConfig, fit_loop
 from engine.functional import Params, forward, image_grid, repeat_params
@@ -35,6 +36,13 @@ class ImageFitConfig:
     target_psnr: float = 30.0
     batch_size: int = 256
     invert: str = "auto"  # "auto" | "yes" | "no": make the background dark, as in MNIST
+
+    def __post_init__(self):
+        positive("the fitting learning rate", self.lr)
+        at_least("fitting steps", self.max_steps, 1)
+        positive("the target PSNR", self.target_psnr)
+        at_least("the fitting batch size", self.batch_size, 1)
+        one_of("inversion", self.invert, ("auto", "yes", "no"))
 
 
 def load_gray(path: str | os.PathLike) -> np.ndarray:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from engine.checks import at_least, positive
 from engine.functional import Params
 from engine.progress import Progress, ProgressGen
 
@@ -37,6 +38,12 @@ class LoopConfig:
     eps: float = 1e-8
     progress_every: int = 10
     lr_final: float | None = None  # cosine decay from lr to lr_final over max_steps when set
+
+    def __post_init__(self):
+        positive("the fitting learning rate", self.lr)
+        at_least("fitting steps", self.max_steps, 1)
+        at_least("the quality check interval", self.check_every, 1)
+        positive("the final fitting learning rate", self.lr_final, optional=True)
 
 
 @dataclass

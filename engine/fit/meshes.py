@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import trimesh
 
+from engine.checks import at_least, between, positive
 from engine.errors import InputError
 from engine.fit.loop import FitOutcome, LoopConfig, fit_loop
 from engine.functional import Params, forward, repeat_params
@@ -50,14 +51,18 @@ class MeshFitConfig:
     seed: int = 0
     precision: str = "auto"  # "auto": bf16 matmuls where the CPU/GPU does them natively, else fp32
 
-
-# Corpora (and few-shot examples, which must be fitted like the corpus the generator learned
-# from) fit many shapes: half the paper's samples, 4096 points a step with bf16 matmuls (where
-# native) and a slightly lower stop keep a shape under 2 s on two cores with mean IoU above 0.93
-# (measured on the hardest families: 10.5 s/shape in fp32 with 8192 points, 1.9 s like this).
-CORPUS_MESH_FIT = MeshFitConfig(surface_points=50_000, uniform_points=50_000, eval_points=20_000,
-                                points_per_step=4096, target_iou=0.935, max_steps=600,
-                                batch_size=16)
+    def __post_init__(self):
+        at_least("near-surface points", self.surface_points, 1)
+        at_least("uniform points", self.uniform_points, 1)
+        at_least("fine near-surface points", self.fine_points, 0)
+        at_least("evaluation points", self.eval_points, 1)
+        at_least("points per step", self.points_per_step, 1)
+        positive("the fitting learning rate", self.lr)
+        positive("the final fitting learning rate", self.lr_final)
+        at_least("fitting steps", self.max_steps, 1)
+        at_least("the quality check interval", self.check_every, 1)
+        between("the target IoU", self.target_iou, 0, 1)
+        at_least("the fitting batch size", self.batch_size, 1)
 
 
 @dataclass(frozen=True)

@@ -48,36 +48,16 @@ from engine.weightspace.structured import (
 
 log = logging.getLogger(__name__)
 
-# Per shape: 24k points near the surface (σ = 0.01), 8k in a tight band (σ = 0.003) for thin
-# parts, 16k uniform; 20k uniform points for IoU. ~0.4 s of winding numbers a shape.
-STRUCTURED_SAMPLES = MeshFitConfig(surface_points=24_000, fine_points=8_000, uniform_points=16_000,
-                                   eval_points=20_000)
-
-
 @dataclasses.dataclass(frozen=True)
 class StructuredRecipe:
-    """How a structured corpus is made beyond its ``BuildConfig``."""
+    """How a structured corpus is made beyond its ``BuildConfig``; each domain's own is
+    ``engine.domains.domain_of(spec).structured``."""
 
-    samples: MeshFitConfig = STRUCTURED_SAMPLES
     base: BaseConfig = BaseConfig()
     fit: CodeFitConfig = CodeFitConfig()
+    samples: MeshFitConfig | None = None  # 3D: the points sampled around each mesh; images need none
     workers: int = 1  # processes that sample meshes (winding numbers are single-threaded)
     refit_source: bool = False  # True: refit source codes as shots are fitted, not keep the base's
-
-
-# Images: every pixel is a sample, so a step can draw few of them from many glyphs; the codes
-# need ~200 visits each, hence many shapes a step (17,400 glyphs: 5.3 min, source codes 29.2 dB).
-# A new glyph is fitted on all its pixels (10 held-out nines and Gs: 36.3/33.9 dB in 1,000 steps,
-# 2-5 s; a code rate of 1e-2 gives 37.4/34.9 dB, docs/EXPERIMENTS.md).
-IMAGE_RECIPE = StructuredRecipe(
-    base=BaseConfig(rank=8, steps=30_000, shapes_per_step=128, points_per_shape=256),
-    fit=CodeFitConfig(steps=1000, points_per_shape=784))
-
-
-def structured_recipe(dimension: str, workers: int = 1) -> StructuredRecipe:
-    """The structured recipe of a domain ("2d" images, "3d" meshes)."""
-    recipe = IMAGE_RECIPE if dimension == "2d" else StructuredRecipe()
-    return dataclasses.replace(recipe, workers=workers)
 
 
 def samples_path(paths: CorpusPaths, chunk: int) -> Path:
@@ -125,8 +105,6 @@ def _sample_chunk(source: Source, spec: INRSpec, rows_in, recipe: StructuredReci
     skipped = [{"item": r["item"], "reason": why} for (g, r), (res, why) in zip(rows_in, results) if res is None]
     for s in skipped:
         log.warning("skipping %s: %s", s["item"], s["reason"])
-    n = recipe.samples
-    p = n.surface_points + n.fine_points + n.uniform_points
     def stack(j, shape, dtype):
         if not kept:
             return torch.zeros((0, *shape), dtype=dtype)
@@ -134,6 +112,8 @@ def _sample_chunk(source: Source, spec: INRSpec, rows_in, recipe: StructuredReci
     if source.dimension == "2d":
         tensors = {"labels": stack(1, (spec.grid_size**2,), torch.float16)}
     else:
+        n = recipe.samples
+        p = n.surface_points + n.fine_points + n.uniform_points
         tensors = {"points": stack(0, (p, 3), torch.float16), "labels": stack(1, (p,), torch.uint8),
                    "eval_points": stack(2, (n.eval_points, 3), torch.float16),
                    "eval_labels": stack(3, (n.eval_points,), torch.uint8)}
@@ -163,9 +143,11 @@ def _save_codes(paths: CorpusPaths, codes: torch.Tensor, fitted: torch.Tensor) -
 
 
 def build_structured_corpus(config: BuildConfig, out: str | Path,
-                            recipe: StructuredRecipe = StructuredRecipe()) -> ProgressGen[dict]:
-    """Build (or resume) a structured corpus of meshes in ``out``; returns ``store.summarise``."""
+                            recipe: StructuredRecipe | None = None) -> ProgressGen[dict]:
+    """Build (or resume) a structured corpus of meshes or images in ``out``; returns
+    ``store.summarise``. ``recipe``: the domain's own (``domain_of(...).structured``) when None."""
     from engine.data.store import summarise
+    from engine.domains import domain_of  # the recipes import this module
 
     if config.init_mode != "structured":
         raise InputError("build_structured_corpus needs init_mode 'structured'")
@@ -174,6 +156,9 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
     source = make_source(config)
     if source.dimension not in ("2d", "3d"):
         raise InputError("the structured weight space is fitted to meshes or images, not to ready-made INRs")
+    recipe = recipe or domain_of(source.dimension).structured
+    if source.dimension == "3d" and recipe.samples is None:
+        raise InputError("a structured 3D corpus needs the points to sample around each mesh (recipe.samples)")
     yield Progress("plan", 0, 1, "listing items")
     _plan(source, config, paths)
     manifest = read_manifest(paths.root)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 import trimesh
 from PySide6.QtCore import QTimer
 
@@ -39,6 +40,7 @@ class GapMeter:
         return max(self.gaps, default=0.0)
 
 
+@pytest.mark.slow
 def test_the_event_loop_never_stalls_while_work_runs(qtbot, tmp_path, structured2d):
     warm_imports()  # what app.run does before the window shows
     w = MainWindow(data_dir=tmp_path / "data")

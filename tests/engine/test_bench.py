@@ -74,12 +74,12 @@ def test_shape_metrics_on_known_cases():
     assert np.all(empty == 0) and chamfer_matrix(empty[None], spheres[:1])[0, 0] > same["mmd"]
 
 
-def test_bench_quality_runs_end_to_end_and_copies_are_not_novel(tiny2d, tmp_path, capsys):
+def test_bench_quality_runs_end_to_end_and_copies_are_not_novel(tiny2d_prior, tmp_path, capsys):
     from engine.cli import main
 
     out = tmp_path / "report"
-    args = ["bench", "quality", "--model", str(tiny2d["model"]), "--hyperdiffusion-model", str(tiny2d["hd"]),
-            "--data", str(tiny2d["corpus"]), "--out", str(out), "--shots", "2", "--repeats", "2",
+    args = ["bench", "quality", "--model", str(tiny2d_prior["model"]), "--hyperdiffusion-model", str(tiny2d_prior["hd"]),
+            "--data", str(tiny2d_prior["corpus"]), "--out", str(out), "--shots", "2", "--repeats", "2",
             "--samples", "3", "--diversities", "0,1", "--steps", "2", "--adapt-steps", "2", "--json"]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
@@ -96,7 +96,7 @@ def test_bench_quality_runs_end_to_end_and_copies_are_not_novel(tiny2d, tmp_path
     assert "harness' own CNN" in report and "| **equigen** | 1 |" in report
     assert (out / "quality_vs_diversity.png").stat().st_size > 1000
     assert len(list((out / "grids").glob("*.png"))) == len(result["info"]["classes"])
-    assert (tiny2d["corpus"] / "bench" / "feature-net.safetensors").exists()  # cached for the next run
+    assert (tiny2d_prior["corpus"] / "bench" / "feature-net.safetensors").exists()  # cached for the next run
 
 
 def test_bench_quality_refuses_a_model_from_another_corpus_and_missing_baselines(tiny2d, tmp_path, capsys):
@@ -117,6 +117,7 @@ def test_bench_quality_refuses_a_model_from_another_corpus_and_missing_baselines
     assert "initialisation" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_bench_speed_runs_chosen_sections(tiny2d, capsys):
     from engine.cli import main
 
@@ -128,22 +129,23 @@ def test_bench_speed_runs_chosen_sections(tiny2d, capsys):
     assert result["extract"]["seconds_128"] > 0 and result["thumbnails"]["mesh_256_seconds"] > 0
 
 
+@pytest.mark.slow
 def test_bench_quality_3d_reports_chamfer_metrics_and_watertightness(tmp_path, capsys):
     import dataclasses
 
     from engine.cli import main
     from engine.data.build import BuildConfig, build_corpus
-    from engine.diffusion.denoiser import DenoiserConfig
+    from engine.domains import SHAPES
     from engine.diffusion.train import TrainConfig, train
     from engine.progress import drive
 
     corpus = tmp_path / "corpus"
     drive(build_corpus(BuildConfig(kind="shapes3d", families=("chair", "mug"), count=6,
                                    target_classes=("mug",), mesh_fit=dataclasses.replace(
-                                       BuildConfig("shapes3d").mesh_fit, max_steps=100)), corpus))
+                                       SHAPES.corpus_mesh_fit, max_steps=100)), corpus))
     model = tmp_path / "hd.safetensors"
     drive(train(corpus, model, None, TrainConfig(steps=5, batch_size=2, method="hyperdiffusion",
-                                                 denoiser=DenoiserConfig(width=32, depth=1, heads=2))))
+                                                 denoiser={"width": 32, "depth": 1, "heads": 2})))
     out = tmp_path / "report"
     assert main(["bench", "quality", "--hyperdiffusion-model", str(model), "--data", str(corpus), "--out", str(out),
                  "--shots", "1", "--repeats", "1", "--samples", "2", "--diversities", "0", "--steps", "2",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +30,8 @@ from engine.spec import HD_OCCUPANCY, MNIST_SIREN
 
 SPECS = [MNIST_SIREN, HD_OCCUPANCY, dataclasses.replace(MNIST_SIREN, name="siren-48x3", hidden=(48, 48, 48))]
 TINY_DENOISER = DenoiserConfig(width=32, depth=2, heads=2)
-TINY_TRAIN = TrainConfig(steps=20, batch_size=16, checkpoint_every=10, denoiser=TINY_DENOISER, reg_items=4)
+TINY_TRAIN = TrainConfig(steps=20, batch_size=16, checkpoint_every=10, denoiser={"width": 32, "depth": 2, "heads": 2},
+                         reg_items=4)
 
 
 @pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
@@ -182,6 +184,12 @@ def test_model_file_is_self_contained(tiny2d):
     assert model.feature_scale.shape == (32,)
     hd = load_model(tiny2d["hd"])
     assert hd.method == "hyperdiffusion" and hd.encoder is None
+    # the fixture changed only the denoiser's size: the 2D domain's design stays
+    config = model.denoiser.config
+    assert (config.width, config.depth, config.token_numbers, config.skip) == (32, 2, 1024, False)
+    with pytest.raises(InputError, match="no setting colour"):
+        drive(train(tiny2d["corpus"], "x.safetensors", None, TrainConfig(method="hyperdiffusion",
+                                                                           denoiser={"colour": 1})))
 
 
 def test_train_resumes_from_its_checkpoint(tiny2d, tmp_path):
@@ -251,8 +259,12 @@ def test_methods_and_user_errors(tiny2d, tmp_path):
     hd_adapted = drive(adapt(hd, drive(load_shots(hd, tiny2d["shots"][:2])), AdaptConfig(steps=2)))
     out = drive(sample(hd_adapted, config=GenerateConfig(n=2, steps=3, method="hyperdiffusion")))
     assert out["seq.0.weight"].shape[0] == 2
-    with pytest.raises(InputError, match="needs an EquiGen model"):
+    own = drive(sample(hd_adapted, config=GenerateConfig(n=2, steps=3)))  # no method: the file's own
+    torch.testing.assert_close(own["seq.0.weight"], out["seq.0.weight"])
+    with pytest.raises(InputError, match="trained as 'hyperdiffusion'"):
         drive(sample(hd_adapted, config=GenerateConfig(n=2, method="equigen")))
+    with pytest.raises(InputError, match="cannot blend"):
+        drive(sample(hd_adapted, config=GenerateConfig(n=2, method="hyperdiffusion", blend=(0, 1))))
     with pytest.raises(InputError, match="no shots"):
         drive(load_shots(model, []))
     import trimesh
@@ -315,8 +327,40 @@ def test_cli_train_adapt_generate_2d(tiny2d, tmp_path, capsys):
     assert main(["adapt", "--model", str(tiny2d["corpus"] / "init.safetensors"), str(tiny2d["shots"][0]),
                  "--out", str(tmp_path / "x.safetensors")]) == 2
     assert "not an EquiGen model file" in capsys.readouterr().err
+    assert main(["adapt", "--model", str(model), str(tiny2d["shots"][0]), "--out", str(tmp_path / "x.safetensors"),
+                 "--steps", "0"]) == 2
+    assert "adaptation steps must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "x.safetensors").exists()
 
 
+def test_cli_generate_adapts_to_given_shots_blends_and_takes_the_files_method(tiny2d, tmp_path, capsys):
+    from engine.cli import main
+    from engine.inr_io import load_inr
+
+    out = tmp_path / "blend"
+    shots = [str(p) for p in tiny2d["shots"][:3]]
+    assert main(["generate", "--model", str(tiny2d["model"]), "--shots", *shots, "-n", "3", "--blend", "0", "2",
+                 "--steps", "3", "--format", "safetensors", "--out", str(out), "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["method"] == "equigen" and len(r["samples"]) == 3
+    meta = load_inr(r["samples"][1]["path"]).meta
+    # one schema for every front door (the studio's session writes the same keys)
+    assert {k: meta[k] for k in ("generated_by", "model", "seed", "index")} == {
+        "generated_by": "equigen", "model": tiny2d["model"].name, "seed": 0, "index": 1}
+    assert meta["shots"] == [Path(s).name for s in shots] and "init_sha" in meta
+    # a HyperDiffusion file samples as HyperDiffusion without --method
+    assert main(["generate", "--model", str(tiny2d["hd"]), "-n", "2", "--steps", "3", "--out",
+                 str(tmp_path / "hd"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["method"] == "hyperdiffusion"
+    assert main(["generate", "--model", str(tiny2d["hd"]), "-n", "2", "--method", "equigen",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "trained as 'hyperdiffusion'" in capsys.readouterr().err
+    assert main(["generate", "--model", str(tiny2d["model"]), "-n", "2", "--guidance", "nan",
+                 "--out", str(tmp_path / "x")]) == 2
+    assert "guidance" in capsys.readouterr().err
+
+
+@pytest.mark.slow
 def test_tiny_3d_train_adapt_generate_gives_watertight_meshes(tmp_path):
     import trimesh
 
@@ -347,6 +391,7 @@ def test_tiny_3d_train_adapt_generate_gives_watertight_meshes(tmp_path):
     assert rec["watertight"] and rec["pieces"] == 1
 
 
+@pytest.mark.slow
 def test_pretrain_and_train_run_data_parallel_under_torchrun(tiny2d, tmp_path):
     import os
     import subprocess

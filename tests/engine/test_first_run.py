@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
+import pytest
 import trimesh
 
+from engine.bundled import bundled_model, examples_dir
 from engine.diffusion.code_model import CodeDiffusion
 from engine.diffusion.generate import GenerateConfig
 from engine.diffusion.session import GenerationSession
 from engine.progress import drive
 from engine.session import export_previews, open_files
 
-ROOT = Path(__file__).resolve().parents[2]
-MODEL_3D = ROOT / "resources" / "models" / "shapes-3d.safetensors"
-PACK = ROOT / "resources" / "examples" / "mugs"
+MODEL_3D = bundled_model("shapes-3d")
+PACK = examples_dir() / "mugs"
 
 
 def test_the_example_pack_holds_ten_shots_as_meshes_and_as_inr_files():
@@ -25,6 +25,7 @@ def test_the_example_pack_holds_ten_shots_as_meshes_and_as_inr_files():
     assert mesh.is_watertight and max(mesh.extents) <= 1.0 + 1e-6
 
 
+@pytest.mark.slow
 def test_first_run_bundled_model_and_pack_to_sixteen_watertight_exported_meshes(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "fresh-user-data"))
     assert sum(p.stat().st_size for p in MODEL_3D.parent.iterdir()) <= 40e6
@@ -43,8 +44,8 @@ def test_first_run_bundled_model_and_pack_to_sixteen_watertight_exported_meshes(
         assert len(again.faces) > 100
 
 
-MODEL_2D = ROOT / "resources" / "models" / "glyphs-2d.safetensors"
-PACK_2D = ROOT / "resources" / "examples" / "nines"
+MODEL_2D = bundled_model("glyphs-2d")
+PACK_2D = examples_dir() / "nines"
 
 
 def test_the_2d_example_pack_holds_ten_held_out_nines_as_images_and_as_inr_files():
@@ -57,6 +58,7 @@ def test_the_2d_example_pack_holds_ten_held_out_nines_as_images_and_as_inr_files
     assert "9" in model.meta["classes"]["target"] and "9" not in model.meta["classes"]["source"]
 
 
+@pytest.mark.slow
 def test_first_run_bundled_2d_model_and_pack_to_sixteen_exported_images(tmp_path):
     import numpy as np
     from PIL import Image
@@ -75,7 +77,7 @@ def test_first_run_bundled_2d_model_and_pack_to_sixteen_exported_images(tmp_path
 
 
 def test_the_fashion_model_and_its_pack_of_held_out_bags():
-    model = GenerationSession(ROOT / "resources" / "models" / "fashion-2d.safetensors").model
+    model = GenerationSession(bundled_model("fashion-2d")).model
     assert isinstance(model, CodeDiffusion) and set(model.meta["classes"]["target"]) == {"bag", "ankle_boot"}
-    pack = ROOT / "resources" / "examples" / "bags"
+    pack = examples_dir() / "bags"
     assert len(list(pack.glob("*.png"))) == 10 and len(list(pack.glob("*.safetensors"))) == 10

@@ -88,23 +88,23 @@ def test_unfitted_prior_is_the_plain_skip_and_a_fitted_one_denoises_its_data():
     assert err[3] < 1.02 * spread < naive[3]
 
 
-def test_prior_survives_a_half_precision_file_and_adaptation_takes_the_shots(tiny2d, tmp_path):
-    model = load_model(tiny2d["model"])
+def test_prior_survives_a_half_precision_file_and_adaptation_takes_the_shots(tiny2d_prior, tmp_path):
+    model = load_model(tiny2d_prior["model"])
     den = model.denoiser
     assert den.has_prior and float(den.prior_basis.abs().max()) > 0  # fitted in training
     path = save_model(tmp_path / "half.safetensors", model, half=True)
     again = load_model(path)
     assert torch.equal(again.denoiser.prior_basis, den.prior_basis)
-    shots = drive(load_shots(model, tiny2d["shots"]))
+    shots = drive(load_shots(model, tiny2d_prior["shots"]))
     adapted = drive(adapt(model, shots, AdaptConfig(steps=2)))
     shot_mean = to_tokens(model.layout, model.normalise(shots.params).mean(0, keepdim=True))[0]
     assert torch.allclose(adapted.denoiser.prior_mean, shot_mean, atol=1e-5)
     assert not torch.equal(model.denoiser.prior_mean, adapted.denoiser.prior_mean)  # the base is untouched
 
 
-def test_diversity_widens_the_shots_prior_without_changing_the_model(tiny2d):
-    model = load_model(tiny2d["model"])
-    adapted = drive(adapt(model, drive(load_shots(model, tiny2d["shots"])), AdaptConfig(steps=2)))
+def test_diversity_widens_the_shots_prior_without_changing_the_model(tiny2d_prior):
+    model = load_model(tiny2d_prior["model"])
+    adapted = drive(adapt(model, drive(load_shots(model, tiny2d_prior["shots"])), AdaptConfig(steps=2)))
     den = adapted.denoiser
     before = den.prior_variance.clone()
     floor = den.prior_floor
@@ -117,10 +117,10 @@ def test_diversity_widens_the_shots_prior_without_changing_the_model(tiny2d):
     assert float(broad.std(0).mean()) > 1.2 * float(narrow.std(0).mean())
 
 
-def test_diversity_widens_hyperdiffusion_the_same_way(tiny2d):
+def test_diversity_widens_hyperdiffusion_the_same_way(tiny2d_prior):
     # the baseline gets the same widening, so the two methods differ only by the conditioning
-    hd = load_model(tiny2d["hd"])
-    adapted = drive(adapt(hd, drive(load_shots(hd, tiny2d["shots"])), AdaptConfig(steps=2)))
+    hd = load_model(tiny2d_prior["hd"])
+    adapted = drive(adapt(hd, drive(load_shots(hd, tiny2d_prior["shots"])), AdaptConfig(steps=2)))
     cfg = GenerateConfig(n=8, steps=6, seed=3, method="hyperdiffusion")
     narrow = hd.normalise(drive(sample(adapted, config=dataclasses.replace(cfg, diversity=0.0))))
     broad = hd.normalise(drive(sample(adapted, config=dataclasses.replace(cfg, diversity=1.0))))

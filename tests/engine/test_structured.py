@@ -215,6 +215,7 @@ def test_hyperdiffusion_in_the_code_space_needs_no_encoder(tmp_path):
         drive(train_codes(base, codes, tmp_path / "x.safetensors", None, CodeTrainConfig(steps=1)))
 
 
+@pytest.mark.slow
 def test_tiny_structured_corpus_to_generated_meshes_through_the_cli(tmp_path, capsys):
     """The whole 3D design on a tiny corpus: build → pretrain → train → adapt on a mesh → generate."""
     import json
