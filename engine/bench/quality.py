@@ -34,14 +34,11 @@ import torch
 from engine.data.dataset import INRDataset
 from engine.data.store import CorpusPaths, read_manifest
 from engine.decode import decode_images, grid_to_mesh, occupancy_grid
-from engine.diffusion.adapt import adapt
-from engine.diffusion.code_model import CODE_MODEL_FORMAT, CodeDiffusion, CodeShots, load_code_model, model_format
-from engine.diffusion.code_sample import sample_codes
-from engine.diffusion.code_train import adapt_codes
-from engine.diffusion.generate import GenerateConfig, sample
+from engine.diffusion.code_model import CodeDiffusion
+from engine.diffusion.generate import GenerateConfig
 from engine.diffusion.methods import METHODS, depends_on_diversity, method_named, methods_for
-from engine.diffusion.model_file import Shots, WeightDiffusion, load_model
-from engine.diffusion.pipeline import adapt_recipe_for
+from engine.diffusion.model_file import Shots, WeightDiffusion
+from engine.diffusion.pipeline import adapt_recipe_for, adapt_to_inrs, generate_params, load_generator, with_shots
 from engine.domains import domain_of
 from engine.errors import EmptyFieldError, InputError
 from engine.functional import Params, params_digest
@@ -103,11 +100,11 @@ def _corpus_sha(data: Path) -> str:
 
 
 def _load(path, structured: bool) -> Model:
-    coded = model_format(path) == CODE_MODEL_FORMAT
-    if coded != structured:
+    model = load_generator(path)
+    if isinstance(model, CodeDiffusion) != structured:
         need = "a structured model ('equigen train' on this corpus)" if structured else "a raw-weight model"
         raise InputError(f"{path}: the corpus needs {need}; evaluate a model on the corpus it was trained on")
-    return load_code_model(path) if coded else load_model(path)
+    return model
 
 
 def _check_model(model: Model, spec: INRSpec, corpus_sha: str, path) -> None:
@@ -126,25 +123,6 @@ def _has_prior(model: Model) -> bool:
     if isinstance(model, CodeDiffusion):
         return model.process.prior is not None and domain_of(model.spec).code_sampling.widen_prior
     return model.denoiser.has_prior
-
-
-def _adapt(model: Model, shots: Shots, seed: int, steps: int | None) -> ProgressGen[Model]:
-    recipe = adapt_recipe_for(model)
-    recipe = dataclasses.replace(recipe, seed=seed, steps=steps or recipe.steps)
-    if isinstance(model, CodeDiffusion):
-        return (yield from adapt_codes(model, shots.names, model.base.codes_of(shots.params), recipe))
-    return (yield from adapt(model, shots, recipe))
-
-
-def _sample(owner: Model, shots: Shots | None, config: GenerateConfig) -> ProgressGen[Params]:
-    """Complete INRs ``{key: (n, ...)}`` from ``owner`` (adapted, or any model with ``shots``
-    given for the shots-noise baseline)."""
-    if not isinstance(owner, CodeDiffusion):
-        return (yield from sample(owner, shots, config))
-    if shots is not None:
-        owner = dataclasses.replace(owner, shots=CodeShots(shots.names, owner.base.codes_of(shots.params), None))
-    codes = yield from sample_codes(owner, config)
-    return owner.base.full_params(codes)
 
 
 def _methods(config: QualityConfig, model: Model | None, hd: Model | None) -> list[str]:
@@ -266,7 +244,9 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
             for key, base in owners.items():
                 if base is None or not any(METHODS[m].samples == key for m in methods):
                     continue  # shots-noise needs no adaptation: it only perturbs the shots
-                adapted[key] = yield from relay(_adapt(base, shots, r, config.adapt_steps),
+                recipe = adapt_recipe_for(base)
+                recipe = dataclasses.replace(recipe, seed=r, steps=config.adapt_steps or recipe.steps)
+                adapted[key] = yield from relay(adapt_to_inrs(base, shots.names, shots.params, recipe),
                                                 f"adapt {cd.name} #{r + 1} ({key})")
             ctx = _RunContext(cd, shot_idx, ref_idx, two_d, net, config)
             runs.append(dict(ctx.measure_real(probe_idx), **{"class": cd.name, "repeat": r, "method": REAL,
@@ -275,12 +255,12 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
             yield Progress("generate", done, total, f"{cd.name} #{r + 1}: real")
             for method, d in plan:
                 if METHODS[method].samples is None:  # shots-noise: any model's normalisation, the shots
-                    owner, given = (model or hd), shots
+                    owner = with_shots(model or hd, shots.names, shots.params)
                 else:
-                    owner, given = adapted[METHODS[method].samples], None
+                    owner = adapted[METHODS[method].samples]
                 gen_cfg = GenerateConfig(n=n_samples, diversity=d if d is not None else 0.0, seed=seed,
                                          method=method, steps=config.steps, guidance=config.guidance)
-                params = yield from relay(_sample(owner, given, gen_cfg), f"sample {cd.name} #{r + 1} {method}")
+                params = yield from relay(generate_params(owner, gen_cfg), f"sample {cd.name} #{r + 1} {method}")
                 metrics, tiles = yield from ctx.measure(spec, params)
                 runs.append(dict(metrics, **{"class": cd.name, "repeat": r, "method": method, "diversity": d}))
                 if r == 0 and (d is None or d == _grid_diversity(config)):

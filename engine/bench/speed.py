@@ -138,8 +138,7 @@ def bench_generator(model_path: str | os.PathLike, repeats: int, work: Path) -> 
     """Adapt on 10 shots (fitting them included) and generate 16 samples written to files."""
     from engine.diffusion.code_model import CodeDiffusion
     from engine.diffusion.generate import GenerateConfig
-    from engine.diffusion.outputs import write_samples
-    from engine.diffusion.pipeline import adapt_recipe_for, adapt_to_files, generate_params, load_generator
+    from engine.diffusion.pipeline import adapt_recipe_for, adapt_to_files, generate_files, load_generator
     from engine.progress import drive
 
     model = load_generator(model_path)
@@ -156,11 +155,16 @@ def bench_generator(model_path: str | os.PathLike, repeats: int, work: Path) -> 
         adapt_s.append(time.perf_counter() - t)
     for r in range(repeats):
         t = time.perf_counter()
-        params = drive(generate_params(adapted, GenerateConfig(n=16, seed=r, method=model.method)))
-        sample_s.append(time.perf_counter() - t)
-        metas = [{"seed": r, "index": i} for i in range(16)]
-        records = drive(write_samples(model.spec, params, work / f"out-{r}", fmt, metas, 128))
+        sampled: list[float] = []  # when each denoising step ended: the last one ends the sampling
+
+        def on_step(event, t=t, sampled=sampled):
+            if event.stage == "sample":
+                sampled.append(time.perf_counter() - t)
+
+        records = drive(generate_files(adapted, GenerateConfig(n=16, seed=r), work / f"out-{r}", fmt,
+                                       Path(model_path).name, resolution=128), on_progress=on_step)
         gen_s.append(time.perf_counter() - t)
+        sample_s.append(sampled[-1] if sampled else gen_s[-1])
     out = {
         "model": Path(model_path).name, "spec": model.spec.name,
         "structured": isinstance(model, CodeDiffusion),

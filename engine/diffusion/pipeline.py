@@ -9,6 +9,7 @@ metadata (``generation_meta``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -16,12 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine.diffusion.adapt import AdaptConfig, adapt
-from engine.diffusion.code_model import CODE_MODEL_FORMAT, CodeDiffusion, load_code_model, model_format, save_code_model
+from engine.diffusion.code_model import CODE_MODEL_FORMAT, CodeDiffusion, CodeShots, load_code_model, model_format, save_code_model
 from engine.diffusion.code_sample import sample_codes
 from engine.diffusion.code_shots import load_code_shots
 from engine.diffusion.code_train import CodeAdaptConfig, adapt_codes
 from engine.diffusion.generate import GenerateConfig, sample
-from engine.diffusion.model_file import WeightDiffusion, load_model, save_model
+from engine.diffusion.model_file import Shots, WeightDiffusion, load_model, save_model
 from engine.diffusion.outputs import write_samples
 from engine.diffusion.shots import load_shots
 from engine.domains import domain_of
@@ -70,6 +71,25 @@ def adapt_to_files(model: Generator, shot_paths: list[str | os.PathLike],
         adapted = yield from adapt(model, shots, config)
     adapted.meta = dict(adapted.meta, adapt=dict(adapted.meta["adapt"], **extra))
     return adapted
+
+
+def adapt_to_inrs(model: Generator, names: Sequence[str], params: Params,
+                  config: AdaptConfig | CodeAdaptConfig | None = None) -> ProgressGen[Generator]:
+    """Fine-tune a copy of ``model`` on shots that are already INRs of its space, ``{key: (K, *shape)}``
+    (of its shared initialisation's basin, or made by its shared network), as the evaluation's
+    held-out items are."""
+    config = config or adapt_recipe_for(model)
+    if isinstance(model, CodeDiffusion):
+        return (yield from adapt_codes(model, list(names), model.base.codes_of(params), config))
+    return (yield from adapt(model, Shots(list(names), params, None), config))
+
+
+def with_shots(model: Generator, names: Sequence[str], params: Params) -> Generator:
+    """A copy of ``model`` that carries these shots (INRs of its space) without fine-tuning: what
+    the shots-noise baseline perturbs."""
+    if isinstance(model, CodeDiffusion):
+        return dataclasses.replace(model, shots=CodeShots(list(names), model.base.codes_of(params), None))
+    return dataclasses.replace(model, shots=Shots(list(names), params, None))
 
 
 def generate_params(model: Generator, config: GenerateConfig) -> ProgressGen[Params]:
