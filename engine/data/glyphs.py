@@ -4,7 +4,7 @@ Rendering follows MNIST: the glyph is anti-aliased, fitted in a 20×20 box keepi
 placed in a 28×28 frame so that its centre of mass is at the centre. Only characters present in
 the font's character map are rendered, so there are no fallback boxes.
 
-Font rules (documented in the README):
+Font rules (measured in docs/EXPERIMENTS.md, "Corpora"):
 - a font must map all ten digits; otherwise it is skipped;
 - duplicates: two fonts whose digit renders differ by less than ``DUPLICATE_MAE`` (mean absolute
   grey difference) are the same design, and only the first by path is kept;

@@ -101,7 +101,7 @@ def diffusion_loss(model: WeightDiffusion, denoiser, schedule: Schedule, x0: tor
     square of the network's share of x̂0 (``Denoiser``: √(1−ᾱ_t) with the skip, 1 without), so
     the network's own output is fitted equally at every noise level (Karras et al. 2022). With
     the skip and plain x0 error, the network's part at t ≤ 100 weighs ≤ 2.5% and 3D denoisers
-    learned to remove almost none of x_t's noise there; with "edm" they remove some (README,
+    learned to remove almost none of x_t's noise there; with "edm" they remove some (docs/EXPERIMENTS.md,
     *Denoiser*). Returns the loss and its parts as floats (``mse`` is the x0 error whatever the
     weighting). The regulariser's gradient reaches x̂0 only.
     """

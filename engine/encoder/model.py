@@ -10,7 +10,7 @@ the INR's own values at a fixed lattice of coordinates (2D: its fitting grid, av
 exactly invariant to hidden-neuron permutations (and to everything else that keeps the function),
 so ψ stays invariant. Measured on the glyph corpus, the pure weight-space encoder did not beat raw
 weights at k-NN class accuracy nor retrieve other-initialisation fits; with probes it does (see
-the README's table; ``--no-probes`` trains the paper's pure version for comparison).
+the table in docs/EXPERIMENTS.md; ``--no-probes`` trains the paper's pure version for comparison).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class EncoderConfig:
 
     Width 8 and depth 2 (the lift and one more equivariant layer) were chosen by measurement: in
     2-minute runs on the glyph corpus a 32-wide, 4-deep stack learned far slower (held-out k-NN
-    0.69 against 0.93), its noisy pooled features drowning the signal (README).
+    0.69 against 0.93), its noisy pooled features drowning the signal (docs/EXPERIMENTS.md).
     """
 
     width: int = 8

@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Views of an INR. The defaults are what measured best on the glyph corpus (README): the
+    """Views of an INR. The defaults are what measured best on the glyph corpus (docs/EXPERIMENTS.md): the
     official ±0.2 translations and ±30° rotations, and 2% weight dropout, made held-out k-NN
     worse there (0.88 against 0.95 without them in 2-minute runs), so they are off by default."""
 
@@ -66,12 +66,12 @@ class PretrainConfig:
     weight_decay: float = 5e-4
     temperature: float = 0.1
     # "class": items of the same source class are positives as well (supervised contrastive);
-    # "instance": only views of the same item (the paper's NT-Xent). See the README's table.
+    # "instance": only views of the same item (the paper's NT-Xent). See the table in docs/EXPERIMENTS.md.
     positives: str = "class"
     # With class positives, each batch is made of groups of this many items of one class, so that
     # every anchor has same-class positives even in small batches (a 3D batch of 32 drawn from 58
     # classes has almost none). 1 = plain shuffling. Measured gain small: 3D glyphs held-out k-NN
-    # 0.925 against 0.888 with plain shuffling (one seed each; README).
+    # 0.925 against 0.888 with plain shuffling (one seed each; docs/EXPERIMENTS.md).
     class_group: int = 4
     seed: int = 0
     max_minutes: float | None = None  # stop (and save) after this long
@@ -218,7 +218,7 @@ def pretrain(
 
     def schedule(s: int) -> float:
         # Without the warm-up, the first steps at the full rate set the probe MLP on features
-        # that fit the source classes only (3D glyphs held-out k-NN 0.61 without, 0.83 with, README).
+        # that fit the source classes only (3D glyphs held-out k-NN 0.61 without, 0.83 with, docs/EXPERIMENTS.md).
         return min(1.0, (s + 1) / warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))
 
     augment = Augmenter(spec, config.augment, t_std)
