@@ -629,28 +629,21 @@ class MainWindow(QMainWindow):
             n = len(result.problems)
             self.show_problem(f"{n} file(s) could not be opened:\n" + "\n".join(result.problems))
 
-    def _shots(self, shapes: list[Shape] | None = None) -> list[Path] | None:
+    def _model_dim(self) -> int | None:
+        return self.generator.model.spec.in_dim if self.generator is not None else None
+
+    def _use(self, choice) -> list[Path] | None:
+        """The shot files of a ``ShotChoice``, or None after showing why there are none."""
+        if choice.problem:
+            self.show_problem(choice.problem)
+            return None
+        if choice.note:
+            self.statusBar().showMessage(choice.note, 8000)
+        return [self.state.path_of(s) for s in choice.shapes]
+
+    def _shots(self) -> list[Path] | None:
         """The references of the model's kind (the selected ones, or all), or None and a message."""
-        if self.generator is None:
-            self.show_problem("no model loaded: choose one under Model (make one with 'equigen train')")
-            return None
-        candidates = shapes if shapes is not None else (self._selected(self.references_view)
-                                                       or list(self.state.references))
-        if not candidates:
-            self.show_problem("add 1 to 20 examples of the new kind of shape to References first "
-                              "(drop files, or Add references…)")
-            return None
-        dim = self.generator.model.spec.in_dim
-        shots = [self.state.path_of(s) for s in candidates if s.dim == dim]
-        if not shots:
-            kind = "images or 2D INR files" if dim == 2 else "meshes or 3D INR files"
-            self.show_problem(f"this model makes {dim}D shapes and none of the references is {dim}D; "
-                              f"add {kind}, or choose a {5 - dim}D model")
-            return None
-        if len(shots) < len(candidates):
-            self.statusBar().showMessage(f"Using the {len(shots)} {dim}D reference(s); "
-                                         f"{len(candidates) - len(shots)} of another kind left out", 8000)
-        return shots
+        return self._use(self.state.shots_for(self._model_dim(), self._selected(self.references_view)))
 
     def adapt(self) -> None:
         shots = self._shots()
@@ -675,22 +668,11 @@ class MainWindow(QMainWindow):
                   on_result=self._generated, label=label)
 
     def blend(self) -> None:
-        picks = self._selected(self.references_view)
-        if len(picks) != 2:
-            self.show_problem("select exactly two references to blend between (Ctrl-click the second)")
-            return
-        every = list(self.state.references)
-        shots = self._shots(every)
-        if shots is None:
-            return
-        paths = [self.state.path_of(s) for s in picks]
-        if any(p not in shots for p in paths):
-            self.show_problem("both references must be of the model's kind to blend between them")
-            return
-        if self.panel.method_box.currentData() not in ("equigen", "equigen-no-perturb"):
-            self.show_problem("blending works with the EquiGen methods; choose EquiGen under Method")
-            return
-        self.generate(blend=(shots.index(paths[0]), shots.index(paths[1])), shots=shots)
+        choice = self.state.blend_for(self._model_dim(), self._selected(self.references_view),
+                                      self.panel.method_box.currentData())
+        shots = self._use(choice)
+        if shots is not None:
+            self.generate(blend=choice.blend, shots=shots)
 
     def _generated(self, previews: list[Preview]) -> None:
         self.statusBar().showMessage(f"Generated {len(previews)} shape(s)", 5000)
@@ -788,19 +770,7 @@ class MainWindow(QMainWindow):
         self.panel.more_button.setEnabled(has_results)
 
     def _references_summary(self) -> str:
-        refs = list(self.state.references)
-        if not refs:
-            return "Drop 1–20 examples of the new kind of shape into References, then Generate"
-        if self.generator is None:
-            return f"{len(refs)} reference(s); choose a model"
-        dim = self.generator.model.spec.in_dim
-        usable = [s for s in refs if s.dim == dim]
-        picked = [s for s in self._selected(self.references_view) if s.dim == dim]
-        using = f"the {len(picked)} selected" if picked else f"all {len(usable)}"
-        other = len(refs) - len(usable)
-        text = f"Generate uses {using} {dim}D reference(s)" if usable else \
-            f"none of the {len(refs)} reference(s) is {dim}D: add some, or choose a {5 - dim}D model"
-        return text + (f"; {other} of the other kind left out" if usable and other else "")
+        return self.state.shots_summary(self._model_dim(), self._selected(self.references_view))
 
     def about(self) -> None:
         import PySide6

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from engine.atomic import atomic_write_bytes
+from engine.diffusion.methods import method_named
 from engine.errors import InputError
 from engine.inr_io import INR, save_inr
 
@@ -52,6 +53,20 @@ class Settings:
     count: int = 16
     seed: int = 0
     diversity: float = 0.5
+
+
+@dataclass(frozen=True)
+class ShotChoice:
+    """Which references Adapt and Generate use, and what to tell the user about it."""
+
+    shapes: list[Shape]  # empty when ``problem`` says why nothing can be used
+    problem: str | None = None  # one sentence saying what to do instead
+    note: str | None = None  # e.g. references of the other kind left out
+    blend: tuple[int, int] | None = None  # for a blend: the two picks' places in ``shapes``
+
+
+def _kind_words(dim: int) -> str:
+    return "images or 2D INR files" if dim == 2 else "meshes or 3D INR files"
 
 
 class ShapeList:
@@ -191,6 +206,56 @@ class StudioState:
             found.append(self.list(name)[row])
         return self.add(list_name, [(s.name, load_inr(self.path_of(s))) for s in found],
                         text=text or f"use {len(found)} as references")
+
+    # -- which references a run uses ---------------------------------------------------------------
+    def shots_for(self, model_dim: int | None, selected: list[Shape] | None = None) -> ShotChoice:
+        """The references a model of ``model_dim`` (2 or 3; None: no model) adapts to: the
+        ``selected`` ones, or all, keeping those of its kind."""
+        if model_dim is None:
+            return ShotChoice([], "no model loaded: choose one under Model (make one with 'equigen train')")
+        candidates = list(selected) if selected else list(self.references)
+        if not candidates:
+            return ShotChoice([], "add 1 to 20 examples of the new kind of shape to References first "
+                                  "(drop files, or Add references…)")
+        shapes = [s for s in candidates if s.dim == model_dim]
+        if not shapes:
+            return ShotChoice([], f"this model makes {model_dim}D shapes and none of the references is "
+                                  f"{model_dim}D; add {_kind_words(model_dim)}, or choose a {5 - model_dim}D model")
+        left = len(candidates) - len(shapes)
+        note = f"Using the {len(shapes)} {model_dim}D reference(s); {left} of another kind left out" if left else None
+        return ShotChoice(shapes, note=note)
+
+    def blend_for(self, model_dim: int | None, picks: list[Shape], method: str) -> ShotChoice:
+        """A blend between the two ``picks``: every reference of the model's kind is a shot (the
+        blend interpolates two of them), with the picks' places in that list."""
+        if len(picks) != 2:
+            return ShotChoice([], "select exactly two references to blend between (Ctrl-click the second)")
+        if not method_named(method).blends:
+            return ShotChoice([], "blending works with the EquiGen methods; choose EquiGen under Method")
+        choice = self.shots_for(model_dim)
+        if choice.problem:
+            return choice
+        ids = [s.id for s in choice.shapes]
+        if any(p.id not in ids for p in picks):
+            return ShotChoice([], "both references must be of the model's kind to blend between them")
+        return replace(choice, blend=(ids.index(picks[0].id), ids.index(picks[1].id)))
+
+    def shots_summary(self, model_dim: int | None, selected: list[Shape] | None = None) -> str:
+        """One line under the Generate button: what the next run will use."""
+        refs = list(self.references)
+        if not refs:
+            return "Drop 1–20 examples of the new kind of shape into References, then Generate"
+        if model_dim is None:
+            return f"{len(refs)} reference(s); choose a model"
+        usable = [s for s in refs if s.dim == model_dim]
+        if not usable:
+            return (f"none of the {len(refs)} reference(s) is {model_dim}D: add some, "
+                    f"or choose a {5 - model_dim}D model")
+        picked = [s for s in (selected or []) if s.dim == model_dim]
+        using = f"the {len(picked)} selected" if picked else f"all {len(usable)}"
+        other = len(refs) - len(usable)
+        return f"Generate uses {using} {model_dim}D reference(s)" + (f"; {other} of the other kind left out"
+                                                                     if other else "")
 
     def set_settings(self, **changes) -> None:
         self.settings = replace(self.settings, **changes)

@@ -93,3 +93,36 @@ def test_library_lists_recent_sessions_and_remembers_the_last(tmp_path):
     assert set(lib.recent()) == {first, second}
     lib.remember(first)
     assert lib.last() == first.resolve()
+
+
+def _inr3d(seed: int) -> INR:
+    from engine.spec import HD_OCCUPANCY
+
+    return INR.from_batch(HD_OCCUPANCY, init_from_seed(HD_OCCUPANCY, seed), 0, {})
+
+
+def test_generate_uses_the_selected_references_of_the_models_kind_or_all_of_them(tmp_path):
+    state = StudioState(tmp_path / "s")
+    assert "add 1 to 20 examples" in state.shots_for(2).problem
+    assert "no model loaded" in state.shots_for(None).problem
+    glyphs = state.add("references", [(f"g{i}", _inr(i)) for i in range(3)])
+    (mug,) = state.add("references", [("mug", _inr3d(0))])
+    every = state.shots_for(2)
+    assert every.shapes == glyphs and "1 of another kind left out" in every.note
+    assert state.shots_for(2, [glyphs[2], glyphs[0]]).shapes == [glyphs[2], glyphs[0]]
+    assert state.shots_for(2, [glyphs[1]]).note is None
+    assert state.shots_for(3).shapes == [mug]
+    assert "none of the references is 3D" in state.shots_for(3, glyphs).problem
+    assert state.shots_summary(2) == "Generate uses all 3 2D reference(s); 1 of the other kind left out"
+    assert state.shots_summary(2, [glyphs[0]]).startswith("Generate uses the 1 selected")
+
+
+def test_a_blend_needs_two_picks_of_the_models_kind_and_a_method_that_blends(tmp_path):
+    state = StudioState(tmp_path / "s")
+    glyphs = state.add("references", [(f"g{i}", _inr(i)) for i in range(4)])
+    (mug,) = state.add("references", [("mug", _inr3d(0))])
+    choice = state.blend_for(2, [glyphs[3], glyphs[1]], "equigen")
+    assert choice.problem is None and choice.shapes == glyphs and choice.blend == (3, 1)
+    assert "exactly two" in state.blend_for(2, [glyphs[0]], "equigen").problem
+    assert "of the model's kind" in state.blend_for(2, [glyphs[0], mug], "equigen").problem
+    assert "EquiGen methods" in state.blend_for(2, glyphs[:2], "shots-noise").problem
