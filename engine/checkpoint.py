@@ -1,7 +1,9 @@
 """Training checkpoints: modules, optimiser state and step in one atomic safetensors file.
 
 Shared by encoder pre-training and diffusion training, so a stopped run resumes where it was.
-A checkpoint records the run's settings and data; resuming with other ones is refused.
+A checkpoint records the run's settings and data; resuming with other ones is refused, except
+for the settings that only say how this run is carried out (its time limit, how often it saves),
+so a run stopped by its time limit can be finished with another limit or none.
 """
 
 from __future__ import annotations
@@ -15,6 +17,14 @@ from safetensors.torch import save_file
 
 from engine.atomic import atomic_path
 from engine.errors import InputError
+
+
+# config fields that do not change what the run computes
+RUN_ONLY = ("max_minutes", "max_seconds", "checkpoint_every")
+
+
+def _identity(config: dict | None) -> dict | None:
+    return None if config is None else {k: v for k, v in config.items() if k not in RUN_ONLY}
 
 
 def checkpoint_path(out: Path) -> Path:
@@ -43,7 +53,9 @@ def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module], opt: torch.
     with safe_open(str(path), framework="pt") as f:
         meta = json.loads((f.metadata() or {})["checkpoint"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    if meta.get("config") != header["config"] or meta.get("data") != header["data"]:
+    same_config = _identity(json.loads(json.dumps(meta.get("config"), default=str))) == \
+        _identity(json.loads(json.dumps(header["config"], default=str)))
+    if not same_config or meta.get("data") != header["data"]:
         raise InputError(f"{path} is a checkpoint of another run (other data or settings); "
                          "delete it or use another --out")
     for name, m in modules.items():

@@ -72,6 +72,11 @@ class GenerationSession:
         # where the last adaptation is kept between runs (a studio session's folder)
         self.adapted_file = Path(adapted_file) if adapted_file is not None else None
 
+    @property
+    def adapted(self) -> WeightDiffusion | CodeDiffusion | None:
+        """The model adapted to the current shots, or None before the first adaptation."""
+        return self._adapted
+
     @staticmethod
     def _shots_key(paths: list[str | os.PathLike]) -> tuple:
         return tuple((str(p), Path(p).stat().st_mtime_ns if Path(p).exists() else 0) for p in paths)

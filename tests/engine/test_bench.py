@@ -118,14 +118,20 @@ def test_bench_quality_refuses_a_model_from_another_corpus_and_missing_baselines
 
 
 @pytest.mark.slow
-def test_bench_speed_runs_chosen_sections(tiny2d, capsys):
+def test_bench_speed_times_the_shipped_design_through_the_pipeline(structured2d, capsys):
     from engine.cli import main
+    from engine.domains import IMAGES
 
-    assert main(["bench", "speed", "--repeats", "1", "--only", "generator-2d,extract,thumbnails",
-                 "--model-2d", str(tiny2d["model"]), "--json"]) == 0
+    assert main(["bench", "speed", "--repeats", "2", "--only", "generator-2d,extract,thumbnails",
+                 "--model-2d", str(structured2d["model"]), "--json"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert result["machine"]["cores"] >= 1
-    assert result["generator-2d"]["generate_16_seconds"] > 0
+    assert set(result) >= {"machine", "generator-2d", "extract", "thumbnails"} and "fit-3d" not in result
+    gen = result["generator-2d"]
+    assert gen["structured"] and gen["adapt_steps"] == IMAGES.code_adapt.steps  # the recipe a user gets
+    assert len(gen["adapt_runs_seconds"]) == len(gen["generate_runs_seconds"]) == 2
+    assert 0 < gen["of_which_fitting_shots_seconds"] < gen["adapt_10_shots_seconds"]
+    assert 0 < gen["of_which_sampling_seconds"] <= gen["generate_16_seconds"]
+    assert min(gen["generate_runs_seconds"]) <= gen["generate_16_seconds"] <= max(gen["generate_runs_seconds"])
     assert result["extract"]["seconds_128"] > 0 and result["thumbnails"]["mesh_256_seconds"] > 0
 
 

@@ -141,6 +141,35 @@ def test_corrupt_input_is_skipped_not_fatal(tmp_path, fashion):
     assert "broken.png" in read_manifest(out)["skipped"][0]["item"]
 
 
+def test_meshes_folder_corpus_fits_every_mesh_by_its_class_folder(tmp_path):
+    import dataclasses
+
+    import trimesh
+
+    from engine.domains import SHAPES
+
+    root = tmp_path / "meshes"
+    makers = {"box": lambda i: trimesh.creation.box((0.4 + 0.05 * i, 0.5, 0.3)),
+              "ball": lambda i: trimesh.creation.icosphere(2, radius=0.25 + 0.03 * i)}
+    for name, make in makers.items():
+        (root / name).mkdir(parents=True)
+        for i in range(3):
+            make(i).export(root / name / f"{name}{i}.obj")
+    (root / "box" / "notes.txt").write_text("not a mesh")  # ignored: not a mesh suffix
+    fit = dataclasses.replace(SHAPES.corpus_mesh_fit, surface_points=4000, uniform_points=4000, eval_points=2000,
+                              max_steps=40)
+    summary, out = _build(tmp_path, kind="meshes", root=str(root), target_classes=("ball",), mesh_fit=fit)
+    assert summary["num_inrs"] == 6 and summary["skipped"] == 0
+    manifest = read_manifest(out)
+    assert manifest["source_classes"] == ["box"] and manifest["target_classes"] == ["ball"]
+    assert manifest["spec"]["name"] == "hd-occupancy"
+    ds = INRDataset(out, split="all")
+    assert sorted(ds.classes) == ["ball", "box"] and len(ds) == 6
+    weights = ds.stacked()
+    assert all(torch.isfinite(v).all() for v in weights.values())
+    assert min(r["quality"] for r in ds.rows) > 0.5  # IoU: 40 steps already hold a box or a ball
+
+
 def test_inrs_corpus_imports_dwsnets_files_without_refitting(tmp_path):
     from .test_spec_and_forward import DWSNetsSiren
 

@@ -198,6 +198,45 @@ def test_code_generator_trains_adapts_and_samples_complete_inrs_end_to_end(tmp_p
     assert back.shots.names == ["a", "b", "c"] and torch.equal(back.shots.codes, adapted.shots.codes)
 
 
+def test_training_stops_at_its_time_limit_resumes_and_refuses_another_runs_checkpoint(tmp_path):
+    import dataclasses
+
+    from engine.diffusion.code_model import load_code_model
+    from engine.diffusion.code_train import CodeTrainConfig, train_codes
+
+    base, codes, encoder = _tiny_generator_inputs()
+    out = tmp_path / "m.safetensors"
+    config = CodeTrainConfig(steps=40, batch_size=8, denoiser=CodeDenoiserConfig(width=32, depth=1),
+                             process=ProcessConfig(prior_rank=4), checkpoint_every=10, max_minutes=1e-9)
+    model = drive(train_codes(base, codes, out, encoder, config))
+    train = model.meta["train"]
+    assert train["stopped_by_time_limit"] and train["steps"] < 40
+    assert (tmp_path / "m.safetensors.ckpt").exists()  # kept, so the same command finishes the job
+    with pytest.raises(InputError, match="another run"):
+        drive(train_codes(base, codes, out, encoder, dataclasses.replace(config, lr=1e-3)))
+    done = drive(train_codes(base, codes, out, encoder, dataclasses.replace(config, max_minutes=None)))
+    assert done.meta["train"]["steps"] == 40 and not done.meta["train"]["stopped_by_time_limit"]
+    assert load_code_model(out).meta["train"]["steps"] == 40 and not (tmp_path / "m.safetensors.ckpt").exists()
+
+
+def test_guidance_scale_one_samples_exactly_as_unguided(tmp_path):
+    from engine.diffusion.code_sample import sample_codes
+    from engine.diffusion.code_train import CodeAdaptConfig, CodeTrainConfig, adapt_codes, train_codes
+    from engine.diffusion.generate import GenerateConfig
+
+    base, codes, encoder = _tiny_generator_inputs()
+    config = CodeTrainConfig(steps=5, batch_size=8, denoiser=CodeDenoiserConfig(width=32, depth=1),
+                             process=ProcessConfig(prior_rank=4))
+    model = drive(train_codes(base, codes, tmp_path / "m.safetensors", encoder, config))
+    adapted = drive(adapt_codes(model, ["a", "b"], codes[:2], CodeAdaptConfig(steps=2)))
+    one = drive(sample_codes(adapted, GenerateConfig(n=3, steps=4, seed=2, guidance=1.0)))
+    # a scale a hair above 1 runs the guided (conditional + unconditional) pass: u + s·(c − u) → c
+    barely = drive(sample_codes(adapted, GenerateConfig(n=3, steps=4, seed=2, guidance=1.0 + 1e-7)))
+    torch.testing.assert_close(one, barely, atol=1e-4, rtol=1e-4)
+    two = drive(sample_codes(adapted, GenerateConfig(n=3, steps=4, seed=2, guidance=2.0)))
+    assert not torch.allclose(one, two)
+
+
 def test_hyperdiffusion_in_the_code_space_needs_no_encoder(tmp_path):
     from engine.diffusion.code_sample import sample_codes
     from engine.diffusion.code_train import CodeAdaptConfig, CodeTrainConfig, adapt_codes, train_codes

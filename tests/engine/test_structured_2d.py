@@ -129,3 +129,31 @@ def test_tiny_structured_image_corpus_to_generated_images_through_the_cli(tmp_pa
     files = [s["path"] for s in json.loads(capsys.readouterr().out)["samples"]]
     inr = load_inr(files[0])
     assert inr.spec == MNIST_SIREN and base_codes(load_code_model(adapted).base, inr) is not None
+
+
+def test_the_session_adapts_again_when_a_shot_file_changes_and_keeps_it_otherwise(structured2d, tmp_path):
+    import os
+    import shutil
+
+    from engine.diffusion.code_train import CodeAdaptConfig
+    from engine.diffusion.session import GenerationSession
+
+    shots = []
+    for p in structured2d["shots"][:3]:
+        shots.append(tmp_path / p.name)
+        shutil.copy(p, shots[-1])
+    kept = tmp_path / "adapted.safetensors"
+    session = GenerationSession(structured2d["model"], adapt_config=CodeAdaptConfig(steps=2), adapted_file=kept)
+    assert drive(session.adapt(shots)) is True and session.is_adapted_to(shots) and kept.exists()
+    assert drive(session.adapt(shots)) is False  # same files: no second adaptation
+    first = session.adapted.shots.codes.clone()
+    # the artist edits a shot in place: another picture under the same name
+    Image.fromarray(np.full((28, 28), 200, np.uint8)).save(shots[1])
+    stat = shots[1].stat()
+    os.utime(shots[1], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    assert not session.is_adapted_to(shots)
+    assert drive(session.adapt(shots)) is True
+    assert not torch.allclose(session.adapted.shots.codes[1], first[1])
+    # a new session on the same folder reuses the kept adaptation for unchanged files
+    again = GenerationSession(structured2d["model"], adapt_config=CodeAdaptConfig(steps=2), adapted_file=kept)
+    assert drive(again.adapt(shots)) is False
