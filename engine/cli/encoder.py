@@ -1,0 +1,77 @@
+"""``equigen pretrain | eval-encoder``: the equivariant encoder."""
+
+from __future__ import annotations
+
+from engine.cli.common import ProgressLine, add_json_flag, distributed, emit
+from engine.overrides import with_fields
+from engine.progress import drive
+
+def cmd_pretrain(args) -> None:
+    from engine.encoder.pretrain import PretrainConfig, pretrain
+
+    cfg = with_fields(PretrainConfig(), {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "max_minutes": args.minutes, "precision": args.precision, "positives": args.positives,
+        "class_group": args.class_group, "warmup": args.warmup, "encoder.width": args.width,
+        "encoder.depth": args.depth, "encoder.probes": False if args.no_probes else None,
+        "encoder.probe_lattice": args.probe_lattice,
+        "encoder.probe_logits": False if args.probe_probabilities else None})
+    rank, world, _, _ = distributed(args.threads)
+    bar = ProgressLine(not args.json and rank == 0)
+    summary = drive(pretrain(args.data, args.out, cfg, rank, world), on_progress=bar)
+    bar.finish()
+    if rank == 0:
+        emit(args, dict(summary, output=args.out),
+              f"wrote {args.out}: {summary['steps']} steps ({summary['epochs']:.1f} epochs) in "
+              f"{summary['seconds']:.0f} s, final loss {summary['final_loss']:.3f}")
+
+
+def cmd_eval_encoder(args) -> None:
+    from engine.encoder.evaluate import evaluate_encoder
+    from engine.encoder.model import load_encoder
+
+    enc, _ = load_encoder(args.encoder)
+    r = evaluate_encoder(enc, args.data, k=args.k)
+    lines = [f"target classes: {', '.join(r['target_classes'])} ({r['num_inrs']} INRs, chance {r['chance']:.2f})",
+             f"{'':18}{'k-NN acc':>10}{'retrieval':>11}"]
+    for name in ("encoder", "random_encoder", "raw_weights"):
+        ret = r["retrieval_accuracy"][name] if r["retrieval_accuracy"] else float("nan")
+        lines.append(f"{name:18}{r['knn_accuracy'][name]:>10.3f}{ret:>11.3f}")
+    lines.append(f"invariance error: {r['invariance_error']:.2e}")
+    emit(args, r, "\n".join(lines))
+
+
+def add_parsers(sub) -> None:
+    sp = sub.add_parser("pretrain", help="contrastive pre-training of the equivariant encoder")
+    sp.add_argument("--data", required=True, help="corpus folder (its source split is used)")
+    sp.add_argument("--out", required=True, help="encoder .safetensors (resumes from OUT.ckpt)")
+    sp.add_argument("--epochs", type=int, default=None)
+    sp.add_argument("--batch-size", type=int, default=None)
+    sp.add_argument("--width", type=int, default=None, help="channels of the equivariant layers")
+    sp.add_argument("--depth", type=int, default=None, help="number of equivariant layers")
+    sp.add_argument("--lr", type=float, default=None)
+    sp.add_argument("--seed", type=int, default=None)
+    sp.add_argument("--minutes", type=float, default=None, help="stop and save after this long")
+    sp.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,
+                    help="auto (default): bf16 matmuls where the CPU does them natively")
+    sp.add_argument("--positives", choices=["class", "instance"], default=None,
+                    help="class (default): same-class items are positives too; instance: the paper's NT-Xent")
+    sp.add_argument("--warmup", type=float, default=None, metavar="F",
+                    help="share of the steps over which the learning rate rises (default 0.1; 0: none)")
+    sp.add_argument("--class-group", type=int, default=None, metavar="M",
+                    help="with class positives, batches hold groups of M same-class items (default 4; 1 = plain shuffle)")
+    sp.add_argument("--no-probes", action="store_true",
+                    help="the paper's pure weight-space encoder, without probe features")
+    sp.add_argument("--probe-lattice", type=int, default=None, metavar="N",
+                    help="3D: probe the INR on an N^3 lattice (default 16)")
+    sp.add_argument("--probe-probabilities", action="store_true",
+                    help="3D: probe occupancy probabilities (the older, coarser probes) instead of clipped logits")
+    add_json_flag(sp)
+    sp.set_defaults(func=cmd_pretrain)
+
+    sp = sub.add_parser("eval-encoder", help="k-NN, retrieval and invariance on held-out classes")
+    sp.add_argument("--encoder", required=True)
+    sp.add_argument("--data", required=True)
+    sp.add_argument("--k", type=int, default=5)
+    add_json_flag(sp)
+    sp.set_defaults(func=cmd_eval_encoder)

@@ -1,0 +1,198 @@
+"""``equigen train | adapt | generate | recipe``: the generator, through the one pipeline."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from engine.cli.common import ProgressLine, add_json_flag, distributed, emit
+from engine.diffusion.methods import GENERATION_METHODS
+from engine.errors import InputError
+from engine.overrides import with_fields
+from engine.progress import drive
+
+def _train_structured(args) -> None:
+    from engine.data.store import read_manifest
+    from engine.diffusion.code_train import train_codes
+    from engine.domains import domain_of
+    from engine.encoder.model import load_encoder
+    from engine.weightspace.corpus import load_structured
+
+    base, codes, _ = load_structured(args.data)
+    cfg = with_fields(domain_of(base.spec).code_train, {
+        "method": args.method, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+        "seed": args.seed, "max_minutes": args.minutes, "reg_weight": args.reg_weight, "reg_items": args.reg_items,
+        "field_weight": args.field_weight, "denoiser.width": args.width, "denoiser.depth": args.depth,
+        "process.prior_rank": args.prior_rank})
+    encoder = None
+    if cfg.method == "equigen":
+        if args.encoder is None:
+            raise InputError("equigen training needs --encoder (make one with 'equigen pretrain')")
+        encoder, _ = load_encoder(args.encoder)
+    bar = ProgressLine(not args.json)
+    manifest = read_manifest(args.data)
+    meta = {"classes": {"source": manifest["source_classes"], "target": manifest["target_classes"]},
+            "corpus": str(args.data), "corpus_kind": manifest["kind"], "encoder_file": args.encoder}
+    t0 = time.perf_counter()
+    model = drive(train_codes(base, codes, args.out, encoder, cfg, meta, data_id=str(Path(args.data).resolve())),
+                  on_progress=bar)
+    bar.finish()
+    info = dict(model.meta["train"], output=args.out)
+    emit(args, info, f"wrote {args.out}: {cfg.method} model over {base.code_dim}-number codes, "
+                      f"{info['steps']} steps in {time.perf_counter() - t0:.0f} s")
+
+
+def cmd_train(args) -> None:
+    from engine.diffusion.train import TrainConfig, train
+    from engine.weightspace.corpus import is_structured
+
+    if is_structured(args.data):
+        return _train_structured(args)
+    if args.field_weight is not None:
+        raise InputError("--field-weight applies to structured corpora (built with --init-mode structured)")
+
+    cfg = with_fields(TrainConfig(), {
+        "method": args.method, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
+        "max_minutes": args.minutes, "reg_weight": args.reg_weight, "reg_items": args.reg_items,
+        "precision": args.precision, "normalisation": args.normalisation, "weighting": args.weighting,
+        "denoiser.width": args.width, "denoiser.depth": args.depth, "denoiser.prior_rank": args.prior_rank})
+    rank, world, _, _ = distributed(args.threads)
+    bar = ProgressLine(not args.json and rank == 0)
+    summary = drive(train(args.data, args.out, args.encoder, cfg, rank, world), on_progress=bar)
+    bar.finish()
+    if rank == 0:
+        final = ", ".join(f"{k} {v:.4f}" for k, v in summary["final"].items())
+        emit(args, dict(summary, output=args.out),
+              f"wrote {args.out}: {summary['method']} model, {summary['steps']} steps in "
+              f"{summary['seconds']:.0f} s ({final})")
+
+
+def _adapt_config(model, args):
+    """The model's adaptation recipe with the fields the command line gave."""
+    from engine.diffusion.pipeline import adapt_recipe_for
+
+    return with_fields(adapt_recipe_for(model), {"steps": args.steps, "lr": args.lr, "seed": args.seed,
+                                                 "max_seconds": args.seconds})
+
+
+def _adapt_steps_help() -> str:
+    """The adaptation steps of every kind of model, from the recipes themselves."""
+    from engine.domains import IMAGES, SHAPES
+
+    return (f"structured models {IMAGES.code_adapt.steps} in 2D and {SHAPES.code_adapt.steps} in 3D, "
+            f"raw-weight models {IMAGES.adapt.steps} and {SHAPES.adapt.steps}")
+
+
+def cmd_adapt(args) -> None:
+    from engine.diffusion.pipeline import adapt_to_files, load_generator, save_generator
+
+    model = load_generator(args.model)
+    cfg = _adapt_config(model, args)
+    bar = ProgressLine(not args.json)
+    t0 = time.perf_counter()
+    adapted = drive(adapt_to_files(model, args.shots, cfg), on_progress=bar)
+    bar.finish()
+    save_generator(args.out, adapted)
+    info = dict(adapted.meta["adapt"], output=args.out, total_seconds=round(time.perf_counter() - t0, 2))
+    emit(args, info, f"wrote {args.out}: adapted to {len(info['shots'])} shots in {info['total_seconds']:.1f} s "
+                      f"(reading and fitting them {info['fit_seconds']:.1f} s, {info['steps']} steps)")
+
+
+def cmd_generate(args) -> None:
+    from engine.diffusion.generate import GenerateConfig
+    from engine.diffusion.pipeline import adapt_to_files, generate_files, load_generator
+
+    model = load_generator(args.model)
+    cfg = GenerateConfig(n=args.n, diversity=args.diversity, seed=args.seed, method=args.method,
+                         steps=args.steps, guidance=args.guidance, blend=tuple(args.blend) if args.blend else None)
+    fmt = args.format or ("png" if model.spec.in_dim == 2 else "obj")
+    bar = ProgressLine(not args.json)
+    t0 = time.perf_counter()
+    if args.shots:
+        model = drive(adapt_to_files(model, args.shots), on_progress=bar)
+    shot_names = model.meta.get("adapt", {}).get("shots", [])
+    records = drive(generate_files(model, cfg, args.out, fmt, Path(args.model).name, shot_names, args.resolution),
+                    on_progress=bar)
+    bar.finish()
+    seconds = time.perf_counter() - t0
+    result = {"output": args.out, "format": fmt, "method": cfg.method or model.method, "n": cfg.n,
+              "total_seconds": round(seconds, 3), "samples": records}
+    if model.spec.in_dim == 3 and fmt not in ("safetensors", "png"):
+        result["watertight"] = sum(1 for r in records if r.get("watertight") and r.get("pieces") == 1)
+    extra = f", {result['watertight']} watertight single meshes" if "watertight" in result else ""
+    emit(args, result, f"wrote {cfg.n} {fmt} files to {args.out} in {seconds:.1f} s{extra}")
+
+
+def cmd_recipe(args) -> None:
+    from engine.recipes import recipe_named, run_recipe
+
+    result = drive(run_recipe(recipe_named(args.name), args.out), on_progress=ProgressLine(not args.json))
+    stages = ", ".join(f"{k} {v / 60:.1f} min" for k, v in result["seconds"].items())
+    emit(args, result, f"wrote {result['model']} ({result['megabytes']:.1f} MB; {stages})")
+
+
+def add_parsers(sub) -> None:
+    sp = sub.add_parser("train", help="train the weight-space diffusion model on a corpus' source split")
+    sp.add_argument("--data", required=True, help="corpus folder (shared-init; its source split is used)")
+    sp.add_argument("--encoder", default=None, help="pre-trained encoder (equigen method)")
+    sp.add_argument("--out", required=True, help="model .safetensors (resumes from OUT.ckpt)")
+    sp.add_argument("--method", choices=["equigen", "hyperdiffusion"], default=None)
+    sp.add_argument("--steps", type=int, default=None)
+    sp.add_argument("--batch-size", type=int, default=None)
+    sp.add_argument("--width", type=int, default=None, help="transformer width")
+    sp.add_argument("--depth", type=int, default=None, help="transformer blocks")
+    sp.add_argument("--prior-rank", type=int, default=None,
+                    help="principal directions of the denoiser's Gaussian prior (3D: 64; 0: none; 2D models have no skip and so no prior)")
+    sp.add_argument("--lr", type=float, default=None)
+    sp.add_argument("--reg-weight", type=float, default=None, help="λ of the equivariance regulariser")
+    sp.add_argument("--reg-items", type=int, default=None, help="items per batch the regulariser sees (16)")
+    sp.add_argument("--field-weight", type=float, default=None,
+                    help="structured 2D: weight of the decoded-image error (default from the recipe)")
+    sp.add_argument("--seed", type=int, default=None)
+    sp.add_argument("--minutes", type=float, default=None, help="stop and save after this long")
+    sp.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)
+    sp.add_argument("--normalisation", choices=["auto", "element", "tensor"], default=None,
+                    help="weight scale per element (official; auto for 2D) or per tensor (auto for 3D)")
+    sp.add_argument("--weighting", choices=["edm", "x0"], default=None,
+                    help="loss weight over noise levels: edm (default) fits the network's own part equally "
+                         "at every level; x0 is the plain x0 error (the bundled glyph model's recipe)")
+    add_json_flag(sp)
+    sp.set_defaults(func=cmd_train)
+
+    sp = sub.add_parser("adapt", help="fine-tune a model on 1-20 shots of a new class")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("shots", nargs="+", metavar="SHOT", help="images, meshes or INR files")
+    sp.add_argument("--out", required=True, help="adapted model .safetensors")
+    sp.add_argument("--steps", type=int, default=None,
+                    help=f"fine-tuning steps (default: the model's recipe; {_adapt_steps_help()})")
+    sp.add_argument("--lr", type=float, default=None)
+    sp.add_argument("--seed", type=int, default=None)
+    sp.add_argument("--seconds", type=float, default=None, help="stop fine-tuning after this long")
+    add_json_flag(sp)
+    sp.set_defaults(func=cmd_adapt)
+
+    sp = sub.add_parser("generate", help="generate new INRs from an (adapted) model")
+    sp.add_argument("--model", required=True)
+    sp.add_argument("--shots", nargs="+", default=None,
+                    help="adapt to these shots (images, meshes or INR files) first, instead of the adapted ones")
+    sp.add_argument("-n", type=int, default=16)
+    sp.add_argument("--diversity", type=float, default=0.5, help="0 = at the shots, 1 = most varied")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--format", default=None, help="png obj ply stl glb safetensors (default png/obj)")
+    sp.add_argument("--resolution", type=int, default=128, help="3D: marching-cubes resolution")
+    sp.add_argument("--method", default=None, choices=GENERATION_METHODS,
+                    help="default: the method the model was trained with")
+    sp.add_argument("--steps", type=int, default=50, help="DDIM steps")
+    sp.add_argument("--guidance", type=float, default=None,
+                    help="classifier-free guidance scale (1 = none; default: the model's, 1 for 2D structured models, else 2)")
+    sp.add_argument("--blend", type=int, nargs=2, default=None, metavar=("A", "B"),
+                    help="interpolate between shots A and B (0-based) instead of perturbing")
+    add_json_flag(sp)
+    sp.set_defaults(func=cmd_generate)
+
+    sp = sub.add_parser("recipe", help="rebuild a bundled model from nothing (corpus, encoder, generator; resumable)")
+    sp.add_argument("name", help="the bundled model to rebuild: shapes-3d, glyphs-2d or fashion-2d")
+    sp.add_argument("--out", required=True, help="working folder; the packed model is OUT/NAME.safetensors")
+    add_json_flag(sp)
+    sp.set_defaults(func=cmd_recipe)
