@@ -16,11 +16,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from engine.bench.speed import glyph_shots, mesh_shots
-from engine.decode import decode_images, extract_mesh
+from engine.decode import decode_images, mesh_or_none
 from engine.diffusion.code_model import CodeDiffusion
 from engine.diffusion.generate import GenerateConfig
 from engine.diffusion.pipeline import adapt_to_files, generate_params, load_generator
-from engine.errors import EmptyFieldError
 from engine.functional import Params
 from engine.inr_io import INR
 from engine.progress import drive
@@ -36,11 +35,11 @@ def tiles(spec, params: Params, size: int) -> list[np.ndarray]:
     renderer = MeshRenderer(size)
     out = []
     for i in range(n):
-        try:
-            rgb = renderer.render(extract_mesh(INR.from_batch(spec, params, i), 96))
-            out.append(np.asarray(Image.fromarray(rgb).convert("L")))
-        except EmptyFieldError:
+        mesh = mesh_or_none(INR.from_batch(spec, params, i), 96)
+        if mesh is None:
             out.append(np.zeros((size, size), np.uint8))
+        else:
+            out.append(np.asarray(Image.fromarray(renderer.render(mesh)).convert("L")))
     renderer.close()
     return out
 

@@ -30,8 +30,8 @@ from PIL import Image
 from engine.data.build import BuildConfig, make_source
 from engine.data.sources import Item
 from engine.data.store import CorpusPaths, read_jsonl, read_manifest
-from engine.decode import grid_to_mesh, occupancy_grid
-from engine.errors import EmptyFieldError
+from engine.decode import like_family, mesh_or_none
+from engine.inr_io import INR
 from engine.fit.meshes import normalise_mesh, sample_occupancy
 from engine.progress import drive
 from engine.render import MeshRenderer
@@ -42,15 +42,7 @@ from safetensors.torch import load_file
 
 
 def mesh_of(base, code: torch.Tensor, resolution: int):
-    params = base.full_params(code[None])
-    try:
-        return grid_to_mesh(occupancy_grid(base.spec, params, resolution)[0], base.spec.domain)
-    except EmptyFieldError:
-        return None
-
-
-def like_source(mesh, pieces_allowed: int) -> bool:
-    return mesh is not None and mesh.is_watertight and mesh.body_count <= pieces_allowed
+    return mesh_or_none(INR.from_batch(base.spec, base.full_params(code[None]), 0), resolution)
 
 
 def main() -> None:
@@ -108,8 +100,8 @@ def main() -> None:
             src = [normalise_mesh(source.load(Item(plan[g]["item"], fam, tuple(plan[g]["ref"])))) for g in (a, b)]
             fa, fb = mesh_of(base, codes[a], args.resolution), mesh_of(base, codes[b], args.resolution)
             mid = mesh_of(base, (codes[a] + codes[b]) / 2, args.resolution)
-            fits += [like_source(fa, src[0].body_count), like_source(fb, src[1].body_count)]
-            mids.append(like_source(mid, max(m.body_count for m in src)))
+            fits += [like_family(fa, src[0].body_count), like_family(fb, src[1].body_count)]
+            mids.append(like_family(mid, max(m.body_count for m in src)))
             tiles = [renderer.render(m) if m is not None else np.zeros((args.tile, args.tile, 3), np.uint8)
                      for m in (src[0], fa, mid, fb, src[1])]
             rows.append(np.concatenate(tiles, axis=1))

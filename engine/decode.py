@@ -208,3 +208,23 @@ def extract_mesh(inr: INR, resolution: int = 128) -> trimesh.Trimesh:
         )
     volume, _ = occupancy_grid(inr.spec, inr.batched(), resolution)
     return grid_to_mesh(volume, inr.spec.domain)
+
+
+def mesh_or_none(inr: INR, resolution: int = 128) -> trimesh.Trimesh | None:
+    """``extract_mesh``, or None when the INR marks nothing inside: a generated or fitted shape
+    may be empty, and every caller that meshes many of them records that rather than stopping."""
+    try:
+        return extract_mesh(inr, resolution)
+    except EmptyFieldError:
+        return None
+
+
+def is_one_watertight_piece(mesh: trimesh.Trimesh | None) -> bool:
+    """A closed surface in one connected piece: what a printable, exportable shape is."""
+    return mesh is not None and bool(mesh.is_watertight) and int(mesh.body_count) == 1
+
+
+def like_family(mesh: trimesh.Trimesh | None, pieces: int) -> bool:
+    """Watertight and in no more connected pieces than the family's meshes typically have (a
+    lamp's shade and base are two): the evaluation's "like its family"."""
+    return mesh is not None and bool(mesh.is_watertight) and int(mesh.body_count) <= pieces

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from engine.decode import extract_mesh, render_image
-from engine.errors import EmptyFieldError, EquigenError, InputError
+from engine.decode import extract_mesh, mesh_or_none, render_image
+from engine.errors import EquigenError, InputError
 from engine.export import export_mesh, export_png, mesh_format
 from engine.fit.images import (
     IMAGE_SUFFIXES, ImageFitConfig, fit_images, load_gray, outcome_to_inrs, to_frame,
@@ -215,10 +215,10 @@ def preview(path: str | os.PathLike, inr: INR, image_size: int = 128,
     """Decode an INR for display: an image for 2D, a coarse mesh for 3D."""
     if inr.spec.in_dim == 2:
         return Preview(str(path), inr, image=render_image(inr, image_size))
-    try:
-        return Preview(str(path), inr, mesh=extract_mesh(inr, mesh_resolution))
-    except EmptyFieldError as e:
-        return Preview(str(path), inr, note=str(e))
+    mesh = mesh_or_none(inr, mesh_resolution)
+    if mesh is None:
+        return Preview(str(path), inr, note="the shape is empty: its INR draws no closed surface")
+    return Preview(str(path), inr, mesh=mesh)
 
 
 def open_files(

@@ -33,16 +33,16 @@ import torch
 
 from engine.data.dataset import INRDataset
 from engine.data.store import CorpusPaths, read_manifest
-from engine.decode import decode_images, grid_to_mesh, occupancy_grid
+from engine.decode import decode_images, is_one_watertight_piece, like_family, mesh_or_none
 from engine.diffusion.code_model import CodeDiffusion
 from engine.diffusion.generate import GenerateConfig
 from engine.diffusion.methods import METHODS, depends_on_diversity, method_named, methods_for
 from engine.diffusion.model_file import Shots, WeightDiffusion
 from engine.diffusion.pipeline import adapt_recipe_for, adapt_to_inrs, generate_params, load_generator, with_shots
 from engine.domains import domain_of
-from engine.errors import EmptyFieldError, InputError
+from engine.errors import InputError
 from engine.functional import Params, params_digest
-from engine.inr_io import load_inr
+from engine.inr_io import INR, load_inr
 from engine.metrics.feature_net import FeatureNet, feature_net_for
 from engine.metrics.images import (
     frechet_distance, pairwise_distances, precision_recall, relative_diversity, relative_speckle,
@@ -143,19 +143,7 @@ def _methods(config: QualityConfig, model: Model | None, hd: Model | None) -> li
 
 def _decode_meshes(spec: INRSpec, params: Params, resolution: int) -> list:
     n = next(iter(params.values())).shape[0]
-    meshes = []
-    for i in range(n):
-        try:
-            volume, _ = occupancy_grid(spec, {k: v[i : i + 1] for k, v in params.items()}, resolution)
-            meshes.append(grid_to_mesh(volume, spec.domain))
-        except EmptyFieldError:
-            meshes.append(None)
-    return meshes
-
-
-def _like_family(mesh, pieces: int) -> bool:
-    """Watertight and in no more connected pieces than the family's meshes typically have."""
-    return mesh is not None and mesh.is_watertight and mesh.body_count <= pieces
+    return [mesh_or_none(INR.from_batch(spec, params, i), resolution) for i in range(n)]
 
 
 def _seed(config: QualityConfig, class_index: int, repeat: int) -> int:
@@ -215,7 +203,7 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
             yield Progress(f"chamfer {name}", 1, 1)
             cd.renders = meshes
             cd.pieces = int(np.median([m.body_count for m in meshes if m is not None] or [1]))
-            cd.like_family = np.array([_like_family(m, cd.pieces) for m in meshes])
+            cd.like_family = np.array([like_family(m, cd.pieces) for m in meshes])
         class_data.append(cd)
 
     runs, grids = [], {}
@@ -326,8 +314,8 @@ class _RunContext:
         to_ref = chamfer_matrix(points, cd.points[self.ref_idx])
         to_self = chamfer_matrix(points, points)
         to_shots = chamfer_matrix(points, cd.points[self.shot_idx])
-        watertight = float(np.mean([_like_family(m, 1) for m in meshes]))
-        like = float(np.mean([_like_family(m, cd.pieces) for m in meshes]))
+        watertight = float(np.mean([is_one_watertight_piece(m) for m in meshes]))
+        like = float(np.mean([like_family(m, cd.pieces) for m in meshes]))
         return self._shape_metrics(to_ref, to_self, to_shots, watertight, like), meshes[:8]
 
     def _image_metrics(self, feats: np.ndarray, preds: np.ndarray, to_shots: np.ndarray,

@@ -118,7 +118,7 @@ def cmd_generate(args) -> None:
     result = {"output": args.out, "format": fmt, "method": cfg.method or model.method, "n": cfg.n,
               "total_seconds": round(seconds, 3), "samples": records}
     if model.spec.in_dim == 3 and fmt not in ("safetensors", "png"):
-        result["watertight"] = sum(1 for r in records if r.get("watertight") and r.get("pieces") == 1)
+        result["watertight"] = sum(1 for r in records if r["one_piece"])
     extra = f", {result['watertight']} watertight single meshes" if "watertight" in result else ""
     emit(args, result, f"wrote {cfg.n} {fmt} files to {args.out} in {seconds:.1f} s{extra}")
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from engine.data.dataset import INRDataset
-from engine.decode import decode_images, grid_to_mesh, occupancy_grid
-from engine.errors import EmptyFieldError
+from engine.decode import decode_images, mesh_or_none
+from engine.inr_io import INR
 from engine.progress import Progress, ProgressGen
 
 LABEL_WIDTH = 96
@@ -58,12 +57,8 @@ def _tile(ds: INRDataset, i: int, tile: int, resolution: int, renderer) -> np.nd
         grey = decode_images(ds.spec, params)[0]
         img = Image.fromarray(np.round(grey * 255).astype(np.uint8)).resize((tile, tile), Image.Resampling.LANCZOS)
         return np.repeat(np.asarray(img)[..., None], 3, axis=2)
-    with torch.inference_mode():
-        volume, _ = occupancy_grid(ds.spec, params, resolution)
-    try:
-        return renderer.render(grid_to_mesh(volume, ds.spec.domain))
-    except EmptyFieldError:
-        return np.zeros((tile, tile, 3), np.uint8)
+    mesh = mesh_or_none(INR.from_batch(ds.spec, params, 0), resolution)
+    return np.zeros((tile, tile, 3), np.uint8) if mesh is None else renderer.render(mesh)
 
 
 def label_tile(text: str, tile: int, width: int = LABEL_WIDTH) -> np.ndarray:

@@ -14,11 +14,11 @@ import os
 import numpy as np
 import torch
 
-from engine.decode import decode_images, extract_mesh
+from engine.decode import decode_images, mesh_or_none
 from engine.diffusion.code_model import CodeDiffusion
 from engine.diffusion.shots import checked_shot_paths
 from engine.domains import domain_of
-from engine.errors import EmptyFieldError, InputError
+from engine.errors import InputError
 from engine.fit.images import load_gray, to_frame
 from engine.fit.meshes import MeshFitConfig, load_mesh, normalise_mesh, sample_meshes
 from engine.functional import image_grid
@@ -72,11 +72,10 @@ def load_code_shots(model: CodeDiffusion, paths: list[str | os.PathLike],
             if two_d:
                 todo.append((i, decode_images(inr.spec, inr.batched(), spec.grid_size)[0]))
                 continue
-            try:
-                todo.append((i, normalise_mesh(extract_mesh(inr))))
-            except EmptyFieldError:
-                raise InputError(f"{p}: the INR holds no shape (it marks nothing inside); "
-                                 "it cannot be re-fitted") from None
+            mesh = mesh_or_none(inr)
+            if mesh is None:
+                raise InputError(f"{p}: the INR holds no shape (it marks nothing inside); it cannot be re-fitted")
+            todo.append((i, normalise_mesh(mesh)))
         elif kind != domain:
             raise InputError(f"{p}: {'an image' if kind == 'image' else 'a mesh'}, but this model makes "
                              f"{domain}s; give {kinds}")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from engine.decode import extract_mesh, render_image
-from engine.errors import EmptyFieldError, InputError
+from engine.decode import is_one_watertight_piece, mesh_or_none, render_image
+from engine.errors import InputError
 from engine.export import MESH_FORMATS, export_mesh, export_png
 from engine.functional import Params
 from engine.inr_io import INR, save_inr
@@ -43,15 +43,15 @@ def write_samples(spec: INRSpec, params: Params, out_dir: str | os.PathLike, fmt
         elif spec.in_dim == 2:
             export_png(render_image(inr, image_size), path)
         else:
-            try:
-                mesh = extract_mesh(inr, resolution)
-            except EmptyFieldError as e:
-                rec |= {"path": None, "error": str(e), "watertight": False}
+            mesh = mesh_or_none(inr, resolution)
+            if mesh is None:
+                rec |= {"path": None, "error": "the sample decodes to no surface", "watertight": False,
+                        "one_piece": False}
                 records.append(rec)
                 yield Progress("write", i + 1, n, f"sample {i} is empty")
                 continue
             rec |= {"watertight": bool(mesh.is_watertight), "pieces": int(mesh.body_count),
-                    "faces": int(len(mesh.faces))}
+                    "one_piece": is_one_watertight_piece(mesh), "faces": int(len(mesh.faces))}
             if fmt == "png":
                 from engine.render import render_mesh  # VTK loads only when a 3D render is asked for
 

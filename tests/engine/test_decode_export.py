@@ -8,7 +8,7 @@ import torch
 import trimesh
 
 from engine.decode import (
-    decode_images, dense_occupancy_grid, extract_mesh, grid_to_mesh, occupancy_grid, render_image,
+    decode_images, dense_occupancy_grid, extract_mesh, grid_to_mesh, mesh_or_none, occupancy_grid, render_image,
 )
 from engine.errors import EmptyFieldError, InputError
 from engine.export import export_mesh, export_png
@@ -48,6 +48,20 @@ def test_empty_and_full_fields_give_clear_errors():
     full.params["layers.3.bias"].fill_(1e3)
     with pytest.raises(EmptyFieldError, match="fills its whole domain"):
         extract_mesh(full, 32)
+    # where many shapes are meshed, an empty one is recorded as nothing, never an error
+    assert mesh_or_none(empty, 32) is None and mesh_or_none(full, 32) is None
+
+
+def test_one_watertight_piece_and_like_its_family():
+    from engine.decode import is_one_watertight_piece, like_family
+
+    box = trimesh.creation.box((0.2, 0.2, 0.2))
+    two = trimesh.util.concatenate([box, box.copy().apply_translation((0.5, 0, 0))])
+    opened = box.copy()
+    opened.update_faces(np.arange(len(box.faces)) != 0)  # one triangle gone: a hole
+    assert is_one_watertight_piece(box) and not is_one_watertight_piece(two)
+    assert not is_one_watertight_piece(opened) and not is_one_watertight_piece(None)
+    assert like_family(two, pieces=2) and not like_family(two, pieces=1) and not like_family(opened, 3)
 
 
 def test_wrong_dimension_is_refused():
