@@ -22,7 +22,7 @@ from engine.fit.images import (
 )
 from engine.fit.loop import FitOutcome
 from engine.fit.meshes import (
-    MESH_SUFFIXES, MeshFitConfig, fit_occupancy, load_mesh, normalise_mesh, sample_meshes,
+    MESH_SUFFIXES, MeshFitConfig, fit_meshes, load_mesh, normalise_mesh,
 )
 from engine.functional import Params, init_from_seed, params_digest
 from engine.inr_io import INR, INR_SUFFIXES, TORCH_SUFFIXES, load_inr, save_inr
@@ -140,12 +140,9 @@ def fit_files(
         params, init_id = init.params(mesh_spec)
         for s in range(0, len(meshes), mesh_config.batch_size):
             batch = meshes[s : s + mesh_config.batch_size]
-            samples = yield from relay(sample_meshes([m for _, m in batch], mesh_spec, mesh_config,
-                                                     [mesh_config.seed + s + i for i in range(len(batch))]),
-                                       "sample", len(reports), total)
-            outcome = yield from relay(
-                fit_occupancy(samples, params, mesh_spec, mesh_config), "fit", len(reports), total
-            )
+            outcome = yield from relay(fit_meshes([m for _, m in batch], params, mesh_spec, mesh_config,
+                                                  [mesh_config.seed + s + i for i in range(len(batch))]),
+                                       None, len(reports), total)
             reports += _write(mesh_spec, outcome, batch, outs, "iou", "mesh", init_id,
                               params_digest(params))
             yield Progress("fit", len(reports), total, f"wrote {len(reports)} of {total}")

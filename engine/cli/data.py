@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.cli.common import Parser, ProgressLine, add_json_flag, csv_list, distributed, emit
 from engine.errors import EquigenError
+from engine.domains import IMAGES, SHAPES
 from engine.overrides import with_fields
 from engine.progress import drive
 
@@ -119,7 +120,8 @@ def add_parsers(sub) -> None:
                     help="first fit of every item from one shared init (default) or its own; "
                          "structured: every item a code in a shared network learned over the corpus")
     sp.add_argument("--base-steps", type=int, default=None,
-                    help="structured: training steps of the shared network (default from the recipe)")
+                    help="structured: training steps of the shared network (default: "
+                         f"{IMAGES.structured.base.steps} for images, {SHAPES.structured.base.steps} for meshes)")
     sp.add_argument("--workers", type=int, default=1, help="structured: processes that sample meshes")
     sp.add_argument("--source-classes", type=csv_list, default=None, metavar="A,B,...")
     sp.add_argument("--target-classes", type=csv_list, default=None, metavar="A,B,...")
@@ -129,7 +131,9 @@ def add_parsers(sub) -> None:
     sp.add_argument("--families", type=csv_list, default=None, help="shapes3d families (default all)")
     sp.add_argument("--count", type=int, default=250, help="shapes3d: shapes per family")
     sp.add_argument("--chunk-size", type=int, default=None, help="items per shard")
-    sp.add_argument("--max-steps", type=int, default=None, help="fitting step budget per INR")
+    sp.add_argument("--max-steps", type=int, default=None,
+                    help=f"fitting step budget per INR (default: {IMAGES.image_fit.max_steps} for images, "
+                         f"{SHAPES.corpus_mesh_fit.max_steps} for meshes)")
     add_json_flag(sp)
     sp.set_defaults(func=cmd_data_build)
     sp = dsub.add_parser("info", help="counts per class and split, quality, spec, arguments")

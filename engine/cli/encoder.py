@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from engine.cli.common import ProgressLine, add_json_flag, distributed, emit
+from engine.domains import IMAGES, SHAPES
 from engine.overrides import with_fields
 from engine.progress import drive
 
@@ -49,7 +50,8 @@ def add_parsers(sub) -> None:
     sp.add_argument("--batch-size", type=int, default=None)
     sp.add_argument("--width", type=int, default=None, help="channels of the equivariant layers")
     sp.add_argument("--depth", type=int, default=None, help="number of equivariant layers")
-    sp.add_argument("--lr", type=float, default=None)
+    sp.add_argument("--lr", type=float, default=None,
+                    help=f"default: the domain's, {IMAGES.pretrain_lr:g} for 2D and {SHAPES.pretrain_lr:g} for 3D")
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--minutes", type=float, default=None, help="stop and save after this long")
     sp.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None,

@@ -83,6 +83,28 @@ def _adapt_steps_help() -> str:
             f"raw-weight models {IMAGES.adapt.steps} and {SHAPES.adapt.steps}")
 
 
+def _train_help(field: str, raw_field: str | None = None) -> str:
+    """``default:`` and the value of ``field`` in every domain's training recipe (structured code
+    models, and raw-weight ones for the fields they have), read from ``engine.domains``."""
+    from engine.diffusion.train import TrainConfig
+    from engine.domains import IMAGES, SHAPES
+
+    def value(config, name):
+        for part in name.split("."):
+            config = config.get(part) if isinstance(config, dict) else getattr(config, part, None)
+        return config
+
+    parts = [f"structured 2D {value(IMAGES.code_train, field)}, 3D {value(SHAPES.code_train, field)}"]
+    raw_name = raw_field or field
+    raw = TrainConfig()
+    if raw_name.startswith("denoiser."):
+        leaf = raw_name.split(".", 1)[1]
+        parts.append(f"raw-weight 2D {getattr(IMAGES.denoiser, leaf)}, 3D {getattr(SHAPES.denoiser, leaf)}")
+    elif value(raw, raw_name) is not None:
+        parts.append(f"raw-weight {value(raw, raw_name)}")
+    return "default: " + "; ".join(parts)
+
+
 def cmd_adapt(args) -> None:
     from engine.diffusion.pipeline import adapt_to_files, load_generator, save_generator
 
@@ -137,17 +159,20 @@ def add_parsers(sub) -> None:
     sp.add_argument("--encoder", default=None, help="pre-trained encoder (equigen method)")
     sp.add_argument("--out", required=True, help="model .safetensors (resumes from OUT.ckpt)")
     sp.add_argument("--method", choices=["equigen", "hyperdiffusion"], default=None)
-    sp.add_argument("--steps", type=int, default=None)
-    sp.add_argument("--batch-size", type=int, default=None)
-    sp.add_argument("--width", type=int, default=None, help="transformer width")
-    sp.add_argument("--depth", type=int, default=None, help="transformer blocks")
+    sp.add_argument("--steps", type=int, default=None, help=_train_help("steps"))
+    sp.add_argument("--batch-size", type=int, default=None, help=_train_help("batch_size"))
+    sp.add_argument("--width", type=int, default=None, help="denoiser width; " + _train_help("denoiser.width"))
+    sp.add_argument("--depth", type=int, default=None, help="denoiser blocks; " + _train_help("denoiser.depth"))
     sp.add_argument("--prior-rank", type=int, default=None,
-                    help="principal directions of the denoiser's Gaussian prior (3D: 64; 0: none; 2D models have no skip and so no prior)")
-    sp.add_argument("--lr", type=float, default=None)
-    sp.add_argument("--reg-weight", type=float, default=None, help="λ of the equivariance regulariser")
-    sp.add_argument("--reg-items", type=int, default=None, help="items per batch the regulariser sees (16)")
+                    help="principal directions of the denoiser's Gaussian prior (0: none); "
+                         + _train_help("process.prior_rank", "denoiser.prior_rank"))
+    sp.add_argument("--lr", type=float, default=None, help=_train_help("lr"))
+    sp.add_argument("--reg-weight", type=float, default=None,
+                    help="λ of the equivariance regulariser; " + _train_help("reg_weight"))
+    sp.add_argument("--reg-items", type=int, default=None,
+                    help="items per batch the regulariser sees; " + _train_help("reg_items"))
     sp.add_argument("--field-weight", type=float, default=None,
-                    help="structured 2D: weight of the decoded-image error (default from the recipe)")
+                    help="structured models: weight of the decoded-image error; " + _train_help("field_weight"))
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--minutes", type=float, default=None, help="stop and save after this long")
     sp.add_argument("--precision", choices=["auto", "bf16", "fp32"], default=None)

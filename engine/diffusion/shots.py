@@ -18,7 +18,7 @@ from engine.decode import decode_images, extract_mesh
 from engine.diffusion.model_file import Shots, WeightDiffusion
 from engine.errors import InputError
 from engine.fit.images import ImageFitConfig, fit_images, load_gray, to_frame
-from engine.fit.meshes import MeshFitConfig, fit_occupancy, load_mesh, normalise_mesh, sample_meshes
+from engine.fit.meshes import MeshFitConfig, fit_meshes, load_mesh, normalise_mesh
 from engine.functional import concat
 from engine.inr_io import load_inr
 from engine.progress import ProgressGen, relay
@@ -82,9 +82,8 @@ def load_shots(model: WeightDiffusion, paths: list[str | os.PathLike],
                                "fit shots", 0, len(paths))
         fitted |= {i: {k: v[j : j + 1] for k, v in out.params.items()} for j, (i, _) in enumerate(frames)}
     if meshes:
-        samples = yield from sample_meshes([m for _, m in meshes], spec, mesh_config,
-                                           [mesh_config.seed + j for j in range(len(meshes))], "sample shots")
-        out = yield from relay(fit_occupancy(samples, model.init, spec, mesh_config), "fit shots", 0, len(paths))
+        out = yield from fit_meshes([m for _, m in meshes], model.init, spec, mesh_config,
+                                    [mesh_config.seed + j for j in range(len(meshes))], "fit shots")
         fitted |= {i: {k: v[j : j + 1] for k, v in out.params.items()} for j, (i, _) in enumerate(meshes)}
     params = concat([fitted[i] for i in range(len(paths))])
     return Shots(names=[p.name for p in paths], params={k: v.detach().float() for k, v in params.items()},

@@ -22,7 +22,7 @@ from engine.errors import InputError
 from engine.fit.loop import FitOutcome, LoopConfig, fit_loop
 from engine.functional import Params, forward, repeat_params
 from engine.precision import mixed_precision
-from engine.progress import ProgressGen
+from engine.progress import ProgressGen, relay
 from engine.spec import HD_OCCUPANCY, INRSpec
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
@@ -191,3 +191,24 @@ def fit_occupancy(
         lr_final=config.lr_final,
     )
     return (yield from fit_loop(start, loss_fn, quality_fn, loop, stage="fit meshes"))
+
+
+def fit_meshes(meshes: list[trimesh.Trimesh], init: Params, spec: INRSpec, config: MeshFitConfig,
+               seeds: list[int], stage: str = "fit") -> ProgressGen[FitOutcome]:
+    """Sample and fit normalised meshes, ``config.batch_size`` at a time: the one way the studio,
+    ``equigen fit`` and a model's shots turn meshes into INRs. Corpus builds run the same two
+    steps (``sample_occupancy``, ``fit_occupancy``) in their own processes, reusing the samples
+    for every initialisation. ``init``: one weight set ``(1, *shape)``; ``seeds``: one sampling
+    seed per mesh. Returns one outcome for all."""
+    from engine.functional import concat
+
+    outcomes = []
+    for s in range(0, len(meshes), config.batch_size):
+        part = meshes[s:s + config.batch_size]
+        samples = yield from relay(sample_meshes(part, spec, config, seeds[s:s + len(part)]), "sample", s, len(meshes))
+        outcomes.append((yield from relay(fit_occupancy(samples, init, spec, config), stage)))
+    return FitOutcome(params=concat([o.params for o in outcomes]),
+                      quality=torch.cat([o.quality for o in outcomes]),
+                      steps=torch.cat([o.steps for o in outcomes]),
+                      reached=torch.cat([o.reached for o in outcomes]),
+                      seconds=sum(o.seconds for o in outcomes))

@@ -170,19 +170,19 @@ def test_bench_quality_3d_reports_chamfer_metrics_and_watertightness(tmp_path, c
 def test_like_family_counts_pieces_against_the_family():
     import trimesh
 
-    from engine.bench.quality import _like_family
+    from engine.decode import like_family
 
     def boxes(n):
         return trimesh.util.concatenate([trimesh.creation.box((0.1, 0.1, 0.1)).apply_translation((0.3 * i, 0, 0))
                                          for i in range(n)])
 
     lamp_like = 2  # a shade over a base: two pieces by design
-    assert _like_family(boxes(2), lamp_like) and _like_family(boxes(1), lamp_like)
-    assert not _like_family(boxes(3), lamp_like)
-    assert not _like_family(boxes(2), 1)  # a mug in two pieces is broken
+    assert like_family(boxes(2), lamp_like) and like_family(boxes(1), lamp_like)
+    assert not like_family(boxes(3), lamp_like)
+    assert not like_family(boxes(2), 1)  # a mug in two pieces is broken
     open_box = trimesh.creation.box((0.1, 0.1, 0.1))
     open_box.update_faces(np.arange(len(open_box.faces)) > 0)
-    assert not _like_family(open_box, lamp_like) and not _like_family(None, lamp_like)
+    assert not like_family(open_box, lamp_like) and not like_family(None, lamp_like)
 
 
 def test_speckle_sees_isolated_pixels_not_clean_strokes():
