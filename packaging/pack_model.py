@@ -9,9 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from engine.diffusion.code_model import CodeDiffusion, save_code_model
-from engine.diffusion.model_file import save_model
-from engine.diffusion.pipeline import load_generator
+from engine.diffusion.pipeline import load_generator, save_generator
 
 MODELS = Path(__file__).resolve().parents[1] / "resources" / "models"
 
@@ -25,8 +23,7 @@ def main() -> None:
         for key in ("corpus", "encoder_file"):
             if holder.get(key):
                 holder[key] = Path(holder[key]).name
-    save = save_code_model if isinstance(model, CodeDiffusion) else save_model
-    out = save(MODELS / f"{sys.argv[2]}.safetensors", model, half=True)
+    out = save_generator(MODELS / f"{sys.argv[2]}.safetensors", model, half=True)
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB)")
 
 

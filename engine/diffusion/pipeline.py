@@ -39,9 +39,10 @@ def load_generator(path: str | os.PathLike) -> Generator:
     return load_model(path)
 
 
-def save_generator(path: str | os.PathLike, model: Generator) -> None:
-    """Write ``model`` (trained or adapted) atomically in its own format."""
-    (save_code_model if isinstance(model, CodeDiffusion) else save_model)(path, model)
+def save_generator(path: str | os.PathLike, model: Generator, half: bool = False) -> Path:
+    """Write ``model`` (trained or adapted) atomically in its own format; ``half``: its networks
+    in float16 (what ships). Returns the path."""
+    return Path((save_code_model if isinstance(model, CodeDiffusion) else save_model)(path, model, half=half))
 
 
 def adapt_recipe_for(model: Generator) -> AdaptConfig | CodeAdaptConfig:

@@ -64,7 +64,6 @@ class GenerationSession:
                  adapted_file: str | os.PathLike | None = None):
         self.model_path = Path(model_path)
         self.model = load_generator(model_path)
-        self.structured = isinstance(self.model, CodeDiffusion)
         self.info = describe_model(self.model, model_path)
         self.adapt_config = adapt_config or adapt_recipe_for(self.model)
         self._adapted: WeightDiffusion | CodeDiffusion | None = None
