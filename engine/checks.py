@@ -37,3 +37,30 @@ def between(what: str, value: float, low: float, high: float) -> None:
 def one_of(what: str, value: str, choices: tuple[str, ...] | list[str]) -> None:
     if value not in choices:
         raise InputError(f"unknown {what} {value!r}; choose one of {', '.join(map(str, choices))}")
+
+
+def check_training(config) -> None:
+    """The fields every generator training config has (raw-weight and structured alike)."""
+    at_least("training steps", config.steps, 1)
+    at_least("the training batch size", config.batch_size, 1)
+    positive("the training learning rate", config.lr)
+    at_least("the warm-up steps", config.warmup, 0)
+    between("the EMA decay", config.ema_decay, 0, 1)
+    between("the condition dropout", config.cond_dropout, 0, 1)
+    at_least("the regulariser weight", config.reg_weight, 0)
+    at_least("the regularised items per step", config.reg_items, 0)
+    at_least("the checkpoint interval", config.checkpoint_every, 1)
+    positive("the training time limit", config.max_minutes, optional=True)
+
+
+def check_adaptation(config) -> None:
+    """The fields every adaptation config has (raw-weight and structured alike)."""
+    at_least("adaptation steps", config.steps, 1)
+    positive("the adaptation learning rate", config.lr)
+    at_least("the adaptation batch size", config.batch_size, 1)
+    between("the adaptation's condition dropout", config.cond_dropout, 0, 1)
+    at_least("the regulariser weight", config.reg_weight, 0)
+    at_least("the regularised items per step", config.reg_items, 0)
+    positive("the adaptation time limit", config.max_seconds, optional=True)
+    at_least("the prior spread", config.prior_spread, 0)
+    positive("the prior floor", config.prior_floor)

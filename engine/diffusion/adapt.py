@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from engine.checks import at_least, between, positive
+from engine.checks import check_adaptation
 from engine.diffusion.model_file import Shots, WeightDiffusion
 from engine.diffusion.prior import shots_prior
 from engine.diffusion.schedule import Schedule
@@ -47,15 +47,7 @@ class AdaptConfig:
     weighting: str | None = None
 
     def __post_init__(self):
-        at_least("adaptation steps", self.steps, 1)
-        positive("the adaptation learning rate", self.lr)
-        at_least("the adaptation batch size", self.batch_size, 1)
-        between("the adaptation's condition dropout", self.cond_dropout, 0, 1)
-        at_least("the regulariser weight", self.reg_weight, 0)
-        at_least("the regularised items per step", self.reg_items, 0)
-        positive("the adaptation time limit", self.max_seconds, optional=True)
-        at_least("the prior spread", self.prior_spread, 0)
-        positive("the prior floor", self.prior_floor)
+        check_adaptation(self)
 
 
 def trained_weighting(model: WeightDiffusion) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from engine.checks import at_least, between, one_of, positive
+from engine.checks import at_least, check_adaptation, check_training, one_of
 from engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from engine.diffusion.code_denoiser import CodeDenoiser, CodeDenoiserConfig
 from engine.diffusion.code_model import CodeDiffusion, CodeShots, save_code_model
@@ -57,17 +57,8 @@ class CodeTrainConfig:
 
     def __post_init__(self):
         one_of("training method", self.method, TRAINING_METHODS)
-        at_least("training steps", self.steps, 1)
-        at_least("the training batch size", self.batch_size, 1)
-        positive("the training learning rate", self.lr)
-        at_least("the warm-up steps", self.warmup, 0)
-        between("the EMA decay", self.ema_decay, 0, 1)
-        between("the condition dropout", self.cond_dropout, 0, 1)
-        at_least("the regulariser weight", self.reg_weight, 0)
-        at_least("the regularised items per step", self.reg_items, 0)
+        check_training(self)
         at_least("the decoded-field weight", self.field_weight, 0)
-        at_least("the checkpoint interval", self.checkpoint_every, 1)
-        positive("the training time limit", self.max_minutes, optional=True)
 
 
 @dataclass(frozen=True)
@@ -87,16 +78,8 @@ class CodeAdaptConfig:
     max_seconds: float | None = None
 
     def __post_init__(self):
-        at_least("adaptation steps", self.steps, 1)
-        positive("the adaptation learning rate", self.lr)
-        at_least("the adaptation batch size", self.batch_size, 1)
-        between("the adaptation's condition dropout", self.cond_dropout, 0, 1)
-        at_least("the regulariser weight", self.reg_weight, 0)
-        at_least("the regularised items per step", self.reg_items, 0)
+        check_adaptation(self)
         at_least("the decoded-field weight", self.field_weight, 0)
-        positive("the adaptation time limit", self.max_seconds, optional=True)
-        at_least("the prior spread", self.prior_spread, 0)
-        positive("the prior floor", self.prior_floor)
 
 
 def code_loss(model: CodeDiffusion, denoiser: CodeDenoiser, x0: torch.Tensor, cond: torch.Tensor | None,

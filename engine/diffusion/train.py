@@ -23,7 +23,7 @@ from pathlib import Path
 
 import torch
 
-from engine.checks import at_least, between, one_of, positive
+from engine.checks import at_least, check_training, one_of
 from engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from engine.data.dataset import INRDataset
 from engine.data.store import CorpusPaths, read_manifest, read_stats
@@ -65,17 +65,8 @@ class TrainConfig:
 
     def __post_init__(self):
         one_of("training method", self.method, TRAINING_METHODS)
-        at_least("training steps", self.steps, 1)
-        at_least("the training batch size", self.batch_size, 1)
-        positive("the training learning rate", self.lr)
+        check_training(self)
         at_least("the weight decay", self.weight_decay, 0)
-        at_least("the warm-up steps", self.warmup, 0)
-        between("the EMA decay", self.ema_decay, 0, 1)
-        between("the condition dropout", self.cond_dropout, 0, 1)
-        at_least("the regulariser weight", self.reg_weight, 0)
-        at_least("the regularised items per step", self.reg_items, 0)
-        at_least("the checkpoint interval", self.checkpoint_every, 1)
-        positive("the training time limit", self.max_minutes, optional=True)
         one_of("weight normalisation", self.normalisation, ("auto", "element", "tensor"))
         one_of("loss weighting", self.weighting, ("edm", "x0"))
 
