@@ -45,10 +45,12 @@ class ModelRecipe:
     example_count: int = 10
 
 
-def _image_recipe(name: str, corpus: BuildConfig, example_class: str, steps: int | None = None) -> ModelRecipe:
+def _image_recipe(name: str, corpus: BuildConfig, example_class: str, steps: int | None = None,
+                  pretrain_warmup: int = PretrainConfig.warmup) -> ModelRecipe:
     """A structured 2D model: the image recipe of the shared network and of the generator."""
     train = IMAGES.code_train
-    return ModelRecipe(name=name, corpus=corpus, structured=IMAGES.structured, pretrain=PretrainConfig(),
+    return ModelRecipe(name=name, corpus=corpus, structured=IMAGES.structured,
+                       pretrain=PretrainConfig(warmup=pretrain_warmup),
                        train=replace(train, steps=steps or train.steps), example_class=example_class)
 
 
@@ -57,7 +59,8 @@ RECIPES = {
         name="shapes-3d",
         corpus=BuildConfig(kind="shapes3d", count=170, init_mode="structured"),
         structured=replace(SHAPES.structured, workers=2, base=replace(SHAPES.structured.base, steps=15_000)),
-        pretrain=PretrainConfig(epochs=8, batch_size=32),
+        # the warm-up a tenth of the 504 steps (2,040 source shapes, 8 epochs of 32)
+        pretrain=PretrainConfig(epochs=8, batch_size=32, warmup=50),
         train=SHAPES.code_train,
         example_class="mug",
     ),
@@ -66,7 +69,7 @@ RECIPES = {
     # Fashion-MNIST with bags and ankle boots held out; 6,000 steps, where the glyph study
     # found 24,000 to add nothing measurable
     "fashion-2d": _image_recipe("fashion-2d", BuildConfig(kind="fashion-mnist", per_class=600, init_mode="structured"),
-                                example_class="bag", steps=6000),
+                                example_class="bag", steps=6000, pretrain_warmup=22),  # 216 steps
 }
 
 

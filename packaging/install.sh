@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-step setup on a fresh Debian/Ubuntu machine: system packages, then a virtual environment
 # in .venv with the project installed (editable) and its test tools. Safe to run again.
+# --corpus-fonts also installs the 725 usable fonts the glyph corpora of the bundled models use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,6 +14,17 @@ APT_PACKAGES=(
   # Offline data: Fashion-MNIST idx files and fonts for glyph corpora and tests.
   dataset-fashion-mnist fonts-dejavu-core fonts-liberation
 )
+if [ "${1:-}" = "--corpus-fonts" ]; then
+  APT_PACKAGES+=(
+    fonts-aenigma fonts-urw-base35 fonts-freefont-ttf fonts-dejavu-extra fonts-liberation2
+    fonts-crosextra-carlito fonts-crosextra-caladea fonts-cantarell fonts-ebgaramond fonts-lato
+    fonts-open-sans fonts-roboto-unhinted fonts-linuxlibertine fonts-texgyre fonts-comic-neue
+    fonts-inconsolata fonts-league-spartan fonts-lobster fonts-junicode fonts-cmu
+    fonts-adf-accanthis fonts-adf-baskervald fonts-adf-berenis fonts-adf-gillius fonts-adf-ikarius
+    fonts-adf-irianis fonts-adf-libris fonts-adf-mekanus fonts-adf-oldania fonts-adf-romande
+    fonts-adf-switzera fonts-adf-tribun fonts-adf-universalis fonts-adf-verana
+  )
+fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

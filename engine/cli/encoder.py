@@ -43,6 +43,8 @@ def cmd_eval_encoder(args) -> None:
 
 
 def add_parsers(sub) -> None:
+    from engine.encoder.pretrain import PretrainConfig
+
     sp = sub.add_parser("pretrain", help="contrastive pre-training of the equivariant encoder")
     sp.add_argument("--data", required=True, help="corpus folder (its source split is used)")
     sp.add_argument("--out", required=True, help="encoder .safetensors (resumes from OUT.ckpt)")
@@ -58,8 +60,8 @@ def add_parsers(sub) -> None:
                     help="auto (default): bf16 matmuls where the CPU does them natively")
     sp.add_argument("--positives", choices=["class", "instance"], default=None,
                     help="class (default): same-class items are positives too; instance: the paper's NT-Xent")
-    sp.add_argument("--warmup", type=float, default=None, metavar="F",
-                    help="share of the steps over which the learning rate rises (default 0.1; 0: none)")
+    sp.add_argument("--warmup", type=int, default=None, metavar="STEPS",
+                    help=f"steps over which the learning rate rises (default {PretrainConfig.warmup}; 0: none)")
     sp.add_argument("--class-group", type=int, default=None, metavar="M",
                     help="with class positives, batches hold groups of M same-class items (default 4; 1 = plain shuffle)")
     sp.add_argument("--no-probes", action="store_true",

@@ -25,6 +25,7 @@ from engine.diffusion.shots import with_features
 from engine.diffusion.train import check_weighting, diffusion_loss
 from engine.errors import InputError
 from engine.progress import Progress, ProgressGen
+from engine.training import TrainingRun
 
 
 @dataclass(frozen=True)
@@ -78,10 +79,9 @@ def adapt(model: WeightDiffusion, shots: Shots, config: AdaptConfig = AdaptConfi
     schedule = Schedule()
     reps = max(1, config.batch_size // k)
     idx = torch.arange(k).repeat(reps)
-    recent: list[dict] = []
-    step = 0
-    for step in range(1, config.steps + 1):
-        g = torch.Generator().manual_seed(config.seed * 7919 + step)
+    run = TrainingRun(config.steps, {}, opt, max_seconds=config.max_seconds, window=20, started=t0)
+    while run.running:
+        g = torch.Generator().manual_seed(config.seed * 7919 + run.step + 1)
         loss, parts = diffusion_loss(model, denoiser, schedule, x_shots[idx],
                                      None if cond_shots is None else cond_shots[idx], g,
                                      config.cond_dropout, config.reg_weight, config.reg_items, config.precision,
@@ -90,15 +90,12 @@ def adapt(model: WeightDiffusion, shots: Shots, config: AdaptConfig = AdaptConfi
         loss.backward()
         torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
         opt.step()
-        recent = (recent + [parts])[-20:]
-        metrics = {m: sum(r.get(m, 0.0) for r in recent) / len(recent) for m in parts}
-        yield Progress("adapt", step, config.steps, metrics=metrics)
-        if config.max_seconds is not None and time.perf_counter() - t0 >= config.max_seconds:
-            break
+        metrics = run.end_step(parts)
+        yield Progress("adapt", run.step, config.steps, metrics=metrics)
     denoiser.eval().requires_grad_(False)
     meta = dict(model.meta)
-    meta["adapt"] = {"recipe": asdict(config), "steps": step, "shots": shots.names,
-                     "seconds": round(time.perf_counter() - t0, 2), "final": metrics}
+    meta["adapt"] = {"recipe": asdict(config), "steps": run.step, "shots": shots.names,
+                     "seconds": round(time.perf_counter() - t0, 2), "final": run.metrics()}
     return WeightDiffusion(spec=model.spec, method=model.method, denoiser=denoiser, encoder=model.encoder,
                            mean=model.mean, std=model.std, init=model.init,
                            feature_scale=model.feature_scale, meta=meta, shots=shots)

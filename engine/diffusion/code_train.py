@@ -14,7 +14,6 @@ prior becomes the shots' Gaussian (``prior.py``).
 from __future__ import annotations
 
 import copy
-import math
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 import torch
 
 from engine.checks import at_least, check_adaptation, check_training, one_of
-from engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from engine.checkpoint import checkpoint_path
 from engine.diffusion.code_denoiser import CodeDenoiser, CodeDenoiserConfig
 from engine.diffusion.code_model import CodeDiffusion, CodeShots, save_code_model
 from engine.diffusion.methods import TRAINING_METHODS
@@ -32,6 +31,7 @@ from engine.encoder.model import WeightEncoder
 from engine.errors import InputError
 from engine.functional import image_grid
 from engine.progress import Progress, ProgressGen
+from engine.training import DENOISER_LR_FLOOR, TrainingRun, ema_update, set_lr, warmup_cosine
 from engine.weightspace.structured import SharedBase
 
 STD_FLOOR = 0.1  # of the median spread: codes that barely vary would otherwise blow up
@@ -170,18 +170,15 @@ def train_codes(base: SharedBase, codes: torch.Tensor, out: str | Path, encoder:
     denoiser = model.denoiser.train()
     ema = copy.deepcopy(denoiser).eval().requires_grad_(False)
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=0.0)
-    header = {"config": asdict(config), "data": data_id}
-    ckpt = checkpoint_path(out)
-    step = load_checkpoint(ckpt, {"model": denoiser, "ema": ema}, opt, header) if ckpt.exists() else 0
+    max_seconds = None if config.max_minutes is None else config.max_minutes * 60
+    run = TrainingRun(config.steps, {"model": denoiser, "ema": ema}, opt, checkpoint=checkpoint_path(out),
+                      header={"config": asdict(config), "data": data_id},
+                      checkpoint_every=config.checkpoint_every, max_seconds=max_seconds, started=t0)
     n = len(x_all)
-    recent: list[dict] = []
-    stopped_early = False
-    while step < config.steps:
+    while run.running:
+        step = run.step
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        lr = config.lr * min(1.0, (step + 1) / max(1, config.warmup))
-        lr *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / config.steps))
-        for group in opt.param_groups:
-            group["lr"] = lr
+        set_lr(opt, config.lr * warmup_cosine(step, config.steps, config.warmup, DENOISER_LR_FLOOR))
         idx = torch.randint(n, (config.batch_size,), generator=g)
         loss, parts = code_loss(model, denoiser, x_all[idx], None if cond_all is None else cond_all[idx], g,
                                 config.cond_dropout, config.reg_weight, config.reg_items, config.field_weight)
@@ -189,28 +186,15 @@ def train_codes(base: SharedBase, codes: torch.Tensor, out: str | Path, encoder:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
-            decay = min(config.ema_decay, (1 + step) / (10 + step))
-            for pe, p in zip(ema.parameters(), denoiser.parameters()):
-                pe.lerp_(p, 1 - decay)
-        step += 1
-        recent = (recent + [parts])[-50:]
-        yield Progress("train", step, config.steps,
-                       metrics={k: sum(r.get(k, 0.0) for r in recent) / len(recent) for k in parts})
-        if step % config.checkpoint_every == 0 or step == config.steps:
-            save_checkpoint(ckpt, {"model": denoiser, "ema": ema}, opt, step, header)
-        if config.max_minutes is not None and (time.perf_counter() - t0) / 60 >= config.max_minutes \
-                and step < config.steps:
-            stopped_early = True
-            save_checkpoint(ckpt, {"model": denoiser, "ema": ema}, opt, step, header)
-            break
+        ema_update(ema, denoiser, config.ema_decay, step)
+        metrics = run.end_step(parts)
+        yield Progress("train", run.step, config.steps, metrics=metrics)
     model.denoiser = ema
-    model.meta = dict(meta or {}) | {"train": {"recipe": asdict(config), "steps": step, "source_codes": n,
+    model.meta = dict(meta or {}) | {"train": {"recipe": asdict(config), "steps": run.step, "source_codes": n,
                                               "seconds": round(time.perf_counter() - t0, 1),
-                                              "stopped_by_time_limit": stopped_early}}
+                                              "stopped_by_time_limit": run.stopped_by_time_limit}}
     save_code_model(out, model)
-    if not stopped_early:
-        ckpt.unlink(missing_ok=True)
+    run.finish()
     return model
 
 
@@ -231,22 +215,18 @@ def adapt_codes(model: CodeDiffusion, names: list[str], codes: torch.Tensor,
     adapted = replace(model, process=process, denoiser=denoiser, shots=CodeShots(list(names), codes, features))
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=0.0)
     idx = torch.arange(k).repeat(max(1, config.batch_size // k))
-    recent: list[dict] = []
-    step = 0
-    for step in range(1, config.steps + 1):
-        g = torch.Generator().manual_seed(config.seed * 7919 + step)
+    run = TrainingRun(config.steps, {}, opt, max_seconds=config.max_seconds, window=20, started=t0)
+    while run.running:
+        g = torch.Generator().manual_seed(config.seed * 7919 + run.step + 1)
         loss, parts = code_loss(adapted, denoiser, x_shots[idx], None if features is None else features[idx], g,
                                 config.cond_dropout, config.reg_weight, config.reg_items, config.field_weight)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
         opt.step()
-        recent = (recent + [parts])[-20:]
-        yield Progress("adapt", step, config.steps,
-                       metrics={m: sum(r.get(m, 0.0) for r in recent) / len(recent) for m in parts})
-        if config.max_seconds is not None and time.perf_counter() - t0 >= config.max_seconds:
-            break
+        metrics = run.end_step(parts)
+        yield Progress("adapt", run.step, config.steps, metrics=metrics)
     denoiser.eval().requires_grad_(False)
-    adapted.meta = dict(model.meta) | {"adapt": {"recipe": asdict(config), "steps": step, "shots": list(names),
+    adapted.meta = dict(model.meta) | {"adapt": {"recipe": asdict(config), "steps": run.step, "shots": list(names),
                                                  "seconds": round(time.perf_counter() - t0, 2)}}
     return adapted

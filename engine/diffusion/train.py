@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 import torch
 
 from engine.checks import at_least, check_training, one_of
-from engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from engine.checkpoint import checkpoint_path
 from engine.data.dataset import INRDataset
 from engine.data.store import CorpusPaths, read_manifest, read_stats
 from engine.diffusion.denoiser import Denoiser, DenoiserConfig
@@ -40,6 +39,7 @@ from engine.inr_io import load_inr
 from engine.precision import mixed_precision
 from engine.progress import Progress, ProgressGen
 from engine.spec import INRSpec
+from engine.training import DENOISER_LR_FLOOR, TrainingRun, ema_update, set_lr, warmup_cosine
 
 
 @dataclass(frozen=True)
@@ -242,22 +242,18 @@ def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | o
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     header = {"config": json.loads(json.dumps(config.to_dict())), "data": str(Path(data).resolve()),
               "encoder": str(encoder_path)}
-    ckpt = checkpoint_path(out)
-    step = 0
-    if ckpt.exists():
-        step = load_checkpoint(ckpt, {"model": denoiser, "ema": ema}, opt, header)
+    max_seconds = None if config.max_minutes is None else config.max_minutes * 60
+    run = TrainingRun(config.steps, {"model": denoiser, "ema": ema}, opt, checkpoint=checkpoint_path(out),
+                      header=header, checkpoint_every=config.checkpoint_every, max_seconds=max_seconds,
+                      rank=rank, started=t0)
     schedule = Schedule()
     n = x_all.shape[0]
     local = max(1, config.batch_size // world)
-    lr_at = lambda s: config.lr * min(1.0, (s + 1) / max(1, config.warmup)) * (  # noqa: E731
-        0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, config.steps)))) * 0.9 + 0.1)
-    recent: list[dict] = []
-    stopped_early = False
-    while step < config.steps:
+    while run.running:
+        step = run.step
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + step * 131 + rank)
         idx = torch.randint(n, (local,), generator=g)
-        for group in opt.param_groups:
-            group["lr"] = lr_at(step)
+        set_lr(opt, config.lr * warmup_cosine(step, config.steps, config.warmup, DENOISER_LR_FLOOR))
         loss, parts = diffusion_loss(model, ddp, schedule, x_all[idx], None if cond_all is None else cond_all[idx],
                                      g, config.cond_dropout, config.reg_weight, config.reg_items, config.precision,
                                      config.weighting)
@@ -265,26 +261,13 @@ def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | o
         loss.backward()
         torch.nn.utils.clip_grad_norm_(denoiser.parameters(), 1.0)
         opt.step()
-        with torch.no_grad():
-            decay = min(config.ema_decay, (1 + step) / (10 + step))
-            for pe, p in zip(ema.parameters(), denoiser.parameters()):
-                pe.lerp_(p, 1 - decay)
-        step += 1
-        recent = (recent + [parts])[-50:]
-        metrics = {k: sum(r.get(k, 0.0) for r in recent) / len(recent) for k in parts}
-        yield Progress("train", step, config.steps, metrics=metrics)
-        if rank == 0 and (step % config.checkpoint_every == 0 or step == config.steps):
-            save_checkpoint(ckpt, {"model": denoiser, "ema": ema}, opt, step, header)
-        if config.max_minutes is not None and (time.perf_counter() - t0) / 60 >= config.max_minutes \
-                and step < config.steps:
-            stopped_early = True
-            if rank == 0:
-                save_checkpoint(ckpt, {"model": denoiser, "ema": ema}, opt, step, header)
-            break
+        ema_update(ema, denoiser, config.ema_decay, step)
+        metrics = run.end_step(parts)
+        yield Progress("train", run.step, config.steps, metrics=metrics)
     summary = {
-        "method": config.method, "steps": step, "steps_planned": config.steps,
-        "seconds": round(time.perf_counter() - t0, 1), "stopped_by_time_limit": stopped_early,
-        "train_inrs": n, "world_size": world, "final": metrics if recent else {},
+        "method": config.method, "steps": run.step, "steps_planned": config.steps,
+        "seconds": round(time.perf_counter() - t0, 1), "stopped_by_time_limit": run.stopped_by_time_limit,
+        "train_inrs": n, "world_size": world, "final": run.metrics(),
         "parameters": sum(p.numel() for p in denoiser.parameters()),
     }
     if rank == 0:
@@ -292,7 +275,6 @@ def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | o
         model.meta["train"] = {"recipe": config.to_dict(), "summary": summary,
                                "encoder_file": str(encoder_path) if encoder_path else None}
         save_model(out, model)
-        if not stopped_early and ckpt.exists():
-            ckpt.unlink()
+    run.finish()
     return summary
 

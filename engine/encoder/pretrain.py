@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from engine.checks import at_least, between, one_of, positive
-from engine.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from engine.checks import at_least, one_of, positive
+from engine.checkpoint import checkpoint_path
 from engine.data.dataset import INRDataset
 from engine.data.store import read_stats
 from engine.domains import domain_of
@@ -37,6 +37,7 @@ from engine.functional import Params
 from engine.precision import mixed_precision
 from engine.progress import Progress, ProgressGen
 from engine.spec import INRSpec
+from engine.training import TrainingRun, set_lr, warmup_cosine
 from engine.weightspace import symmetry
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,9 @@ class PretrainConfig:
     batch_size: int = 256
     # None: the domain's rate (``domain_of(spec).pretrain_lr``)
     lr: float | None = None
-    warmup: float = 0.1  # share of the steps over which the learning rate rises linearly
+    # steps over which the learning rate rises linearly: a tenth of the 804 steps of the glyph
+    # recipe (17,400 source items, 12 epochs of 256); the recipes set their own tenth
+    warmup: int = 80
     weight_decay: float = 5e-4
     temperature: float = 0.1
     # "class": items of the same source class are positives as well (supervised contrastive);
@@ -84,7 +87,7 @@ class PretrainConfig:
         at_least("pre-training epochs", self.epochs, 1)
         at_least("the pre-training batch size", self.batch_size, 2)
         positive("the pre-training learning rate", self.lr, optional=True)
-        between("the warm-up share", self.warmup, 0, 1)
+        at_least("the warm-up steps", self.warmup, 0)
         at_least("the weight decay", self.weight_decay, 0)
         positive("the contrastive temperature", self.temperature)
         one_of("kind of positives", self.positives, ("class", "instance"))
@@ -186,12 +189,6 @@ def pretrain(
     spec = ds.spec
     weights = ds.stacked()
     items = _items_and_fits(ds)
-    if config.positives not in ("class", "instance"):
-        raise InputError(f"positives must be 'class' or 'instance', not {config.positives!r}")
-    if not 0 <= config.warmup <= 1:
-        raise InputError(f"--warmup is a share of the steps, between 0 and 1, not {config.warmup}")
-    if config.class_group < 1:
-        raise InputError(f"--class-group must be at least 1 (1: plain shuffle), not {config.class_group}")
     item_class = torch.tensor([ds.class_index(ds.rows[fits[0]]["class"]) for fits in items])
     mean, std = read_stats(data)
     t_mean, t_std = tensor_stats(mean, std, spec)
@@ -201,31 +198,22 @@ def pretrain(
     if world > 1:
         ddp = torch.nn.parallel.DistributedDataParallel(model)
     lr = config.lr if config.lr is not None else domain_of(spec).pretrain_lr
-    if lr <= 0:
-        raise InputError(f"the learning rate must be positive, not {lr}")
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay, amsgrad=True)
     per_step = config.batch_size
     local = max(2, per_step // world)
     steps_per_epoch = max(1, len(items) // per_step)
     total = steps_per_epoch * config.epochs
     header = {"config": json.loads(json.dumps(config.to_dict())), "data": str(Path(data).resolve())}
-    ckpt = checkpoint_path(out)
-    step = 0
-    if ckpt.exists():
-        step = load_checkpoint(ckpt, {"model": model}, opt, header)
-        log.info("resuming pre-training at step %d of %d", step, total)
-    warmup_steps = max(1, round(config.warmup * total))
-
-    def schedule(s: int) -> float:
-        # Without the warm-up, the first steps at the full rate set the probe MLP on features
-        # that fit the source classes only (3D glyphs held-out k-NN 0.61 without, 0.83 with, docs/EXPERIMENTS.md).
-        return min(1.0, (s + 1) / warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / max(1, total))))
-
+    max_seconds = None if config.max_minutes is None else config.max_minutes * 60
+    run = TrainingRun(total, {"model": model}, opt, checkpoint=checkpoint_path(out), header=header,
+                      checkpoint_every=config.checkpoint_every, max_seconds=max_seconds, rank=rank, window=20,
+                      started=t0)
+    if run.resumed_from:
+        log.info("resuming pre-training at step %d of %d", run.step, total)
     augment = Augmenter(spec, config.augment, t_std)
-    losses: list[float] = []
     n_items = len(items)
-    stopped_early = False
-    while step < total:
+    while run.running:
+        step = run.step
         epoch, in_epoch = divmod(step, steps_per_epoch)
         order = epoch_order(item_class, config.class_group if config.positives == "class" else 1,
                             torch.Generator().manual_seed(config.seed * 7919 + epoch))
@@ -243,8 +231,9 @@ def pretrain(
         second = torch.tensor(second)
         view1 = augment({k: v[first] for k, v in weights.items()}, g)
         view2 = augment({k: v[second] for k, v in weights.items()}, g)
-        for group in opt.param_groups:
-            group["lr"] = lr * schedule(step)
+        # Without the warm-up, the first steps at the full rate set the probe MLP on features
+        # that fit the source classes only (3D glyphs held-out k-NN 0.61 without, 0.83 with, docs/EXPERIMENTS.md).
+        set_lr(opt, lr * warmup_cosine(step, total, config.warmup))
         # One forward over both views: DDP expects one forward per backward.
         with mixed_precision(config.precision):
             z = ddp({k: torch.cat([view1[k], view2[k]]) for k in view1}, project=True)
@@ -255,27 +244,17 @@ def pretrain(
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        step += 1
-        losses.append(float(loss.detach()))
-        yield Progress("pretrain", step, total, metrics={"loss": losses[-1], "epoch": float(epoch)})
-        minutes = (time.perf_counter() - t0) / 60
-        if rank == 0 and (step % config.checkpoint_every == 0 or step == total):
-            save_checkpoint(ckpt, {"model": model}, opt, step, header)
-        if config.max_minutes is not None and minutes >= config.max_minutes and step < total:
-            stopped_early = True
-            if rank == 0:
-                save_checkpoint(ckpt, {"model": model}, opt, step, header)
-            break
+        metrics = run.end_step({"loss": float(loss.detach())})
+        yield Progress("pretrain", run.step, total, metrics={"loss": metrics["loss"], "epoch": float(epoch)})
     summary = {
-        "steps": step, "steps_planned": total, "epochs": step / steps_per_epoch,
-        "final_loss": sum(losses[-20:]) / max(1, len(losses[-20:])) if losses else None,
-        "seconds": round(time.perf_counter() - t0, 1), "stopped_by_time_limit": stopped_early,
+        "steps": run.step, "steps_planned": total, "epochs": run.step / steps_per_epoch,
+        "final_loss": run.metrics().get("loss"),
+        "seconds": round(time.perf_counter() - t0, 1), "stopped_by_time_limit": run.stopped_by_time_limit,
         "train_items": n_items, "train_inrs": len(ds), "world_size": world, "lr": lr,
         "parameters": sum(p.numel() for p in model.parameters()),
     }
     if rank == 0:
         save_encoder(out, model, {"pretrain": summary, "config": config.to_dict(), "data": str(data)})
-        if not stopped_early and ckpt.exists():
-            ckpt.unlink()
+    run.finish()
     return summary
 

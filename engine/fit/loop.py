@@ -8,7 +8,6 @@ exactly the trajectory it would follow alone; when one reaches its target it lea
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import torch
 from engine.checks import at_least, positive
 from engine.functional import Params
 from engine.progress import Progress, ProgressGen
+from engine.training import warmup_cosine
 
 # loss(params_active, active_indices, step) -> (per-item loss (A,), per-item quality (A,) or None).
 # The quality, when given, must describe the weights *before* this step's update.
@@ -104,9 +104,8 @@ def fit_loop(
             bc1 = 1 - b1**step
             bc2 = 1 - b2**step
             lr = config.lr
-            if config.lr_final is not None:
-                t = (step - 1) / max(1, config.max_steps - 1)
-                lr = config.lr_final + 0.5 * (config.lr - config.lr_final) * (1 + math.cos(math.pi * t))
+            if config.lr_final is not None:  # reaches lr_final on the last step
+                lr *= warmup_cosine(step - 1, config.max_steps - 1, 0, config.lr_final / config.lr)
             for k, p in params.items():
                 g = p.grad
                 m[k].mul_(b1).add_(g, alpha=1 - b1)

@@ -39,7 +39,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from engine.atomic import atomic_path
-from engine.checkpoint import load_checkpoint, save_checkpoint
+from engine.training import TrainingRun, set_lr, warmup_cosine
 from engine.errors import InputError
 from engine.functional import Params, positional_encoding
 from engine.progress import Progress, ProgressGen
@@ -190,13 +190,6 @@ class SharedBase(torch.nn.Module):
         return {k: v.detach().contiguous() for k, v in self.state_dict().items()}
 
 
-def _cosine(step: int, total: int, lr: float, lr_final: float, warmup: int = 0) -> float:
-    if warmup and step < warmup:
-        return lr * (step + 1) / warmup
-    t = min(1.0, step / max(1, total - 1))
-    return lr_final + 0.5 * (lr - lr_final) * (1 + math.cos(math.pi * t))
-
-
 def _draw(points: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, n: int,
           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     idx = torch.randint(0, points.shape[1], (len(rows), n), generator=generator)
@@ -245,14 +238,16 @@ def train_base(spec: INRSpec, points: torch.Tensor, labels: torch.Tensor,
     table = CodeTable(n, base.code_dim)
     opt = torch.optim.Adam(base.parameters(), lr=config.lr)
     header = {"config": asdict(config) | {"spec": spec.to_dict()}, "data": data_id}
-    step = 0
-    if checkpoint is not None and checkpoint.exists():
-        step = load_checkpoint(checkpoint, {"base": base, "codes": table}, opt, header)
-    recent: list[float] = []
-    while step < config.steps:
+    run = TrainingRun(config.steps, {"base": base, "codes": table}, opt, checkpoint=checkpoint, header=header,
+                      checkpoint_every=checkpoint_every, started=t0)
+    floor = config.lr_final / config.lr
+    while run.running:
+        step = run.step
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
-        opt.param_groups[0]["lr"] = _cosine(step, config.steps, config.lr, config.lr_final, config.warmup)
-        code_lr = _cosine(step, config.steps, config.code_lr, config.code_lr * config.lr_final / config.lr)
+        # the cosine reaches its floor on the last step
+        factor = warmup_cosine(step, config.steps - 1, config.warmup, floor)
+        set_lr(opt, config.lr * factor)
+        code_lr = config.code_lr * warmup_cosine(step, config.steps - 1, 0, floor)
         rows = torch.randperm(n, generator=g)[: config.shapes_per_step]
         p, y = _draw(points, labels, rows, config.points_per_shape, g)
         z = table.codes[rows].clone().requires_grad_(True)
@@ -262,14 +257,11 @@ def train_base(spec: INRSpec, points: torch.Tensor, labels: torch.Tensor,
         loss.backward()
         opt.step()
         table.update(rows, z.grad * len(rows), code_lr)  # each code's own loss, not its share
-        step += 1
-        recent = (recent + [float(fit_loss.detach())])[-50:]
-        if checkpoint is not None and (step % checkpoint_every == 0 or step == config.steps):
-            save_checkpoint(checkpoint, {"base": base, "codes": table}, opt, step, header)
-        if step % 25 == 0 or step == config.steps:
-            yield Progress("train base", step, config.steps, metrics={"loss": sum(recent) / len(recent)})
+        metrics = run.end_step({"loss": float(fit_loss.detach())})
+        if run.step % 25 == 0 or run.step == config.steps:
+            yield Progress("train base", run.step, config.steps, metrics=metrics)
     summary = {"config": asdict(config), "shapes": n, "seconds": round(time.perf_counter() - t0, 1),
-               "final_loss": sum(recent) / max(1, len(recent))}
+               "final_loss": run.metrics().get("loss")}
     return base, table.codes.clone(), summary
 
 
@@ -290,7 +282,7 @@ def fit_codes(base: SharedBase, points: torch.Tensor, labels: torch.Tensor,
     rows = torch.arange(b)
     try:
         for step in range(config.steps):
-            opt.param_groups[0]["lr"] = _cosine(step, config.steps, config.lr, config.lr_final)
+            set_lr(opt, config.lr * warmup_cosine(step, config.steps - 1, 0, config.lr_final / config.lr))
             p, y = _draw(points, labels, rows, config.points_per_shape, g)
             fit_loss = base.field_loss(z, p, y)
             loss = (fit_loss + config.code_penalty * (z**2).sum(1)).sum()
