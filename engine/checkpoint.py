@@ -12,11 +12,9 @@ import json
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
-from safetensors.torch import save_file
 
-from engine.atomic import atomic_path
 from engine.errors import InputError
+from engine.tensor_files import read_tensors, write_tensors
 
 
 # config fields that do not change what the run computes
@@ -42,17 +40,18 @@ def save_checkpoint(path: Path, modules: dict[str, torch.nn.Module], opt: torch.
             tensors[f"opt.{pid}.{key}"] = torch.as_tensor(v)
     tensors = {k: v.detach().contiguous().clone() for k, v in tensors.items()}
     meta = dict(header, step=step, param_groups=state["param_groups"])
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"checkpoint": json.dumps(meta, default=str)})
+    write_tensors(path, tensors, {"checkpoint": json.dumps(meta, default=str)})
 
 
 def load_checkpoint(path: Path, modules: dict[str, torch.nn.Module], opt: torch.optim.Optimizer,
                     header: dict) -> int:
     """Restore what :func:`save_checkpoint` wrote; returns the step. InputError if the checkpoint
     belongs to a run with other data or settings."""
-    with safe_open(str(path), framework="pt") as f:
-        meta = json.loads((f.metadata() or {})["checkpoint"])
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    stored, tensors = read_tensors(path, InputError)
+    try:
+        meta = json.loads(stored["checkpoint"])
+    except (KeyError, json.JSONDecodeError):
+        raise InputError(f"{path} is not a training checkpoint; delete it or use another --out") from None
     same_config = _identity(json.loads(json.dumps(meta.get("config"), default=str))) == \
         _identity(json.loads(json.dumps(header["config"], default=str)))
     if not same_config or meta.get("data") != header["data"]:

@@ -9,29 +9,47 @@ from __future__ import annotations
 
 import math
 
-from engine.errors import InputError
+from engine.errors import InputError, shown
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def at_least(what: str, value: float | int | None, minimum: float | int, *, optional: bool = False) -> None:
     """``value`` must be a finite number ≥ ``minimum`` (or None when ``optional``)."""
     if value is None and optional:
         return
-    if value is None or not math.isfinite(value) or value < minimum:
-        raise InputError(f"{what} must be at least {minimum}, got {value!r}")
+    if not _number(value) or not math.isfinite(value) or value < minimum:
+        raise InputError(f"{what} must be at least {minimum}, got {shown(value)}")
 
 
 def positive(what: str, value: float | int | None, *, optional: bool = False) -> None:
     """``value`` must be a finite number > 0 (or None when ``optional``)."""
     if value is None and optional:
         return
-    if value is None or not math.isfinite(value) or value <= 0:
-        raise InputError(f"{what} must be a positive number, got {value!r}")
+    if not _number(value) or not math.isfinite(value) or value <= 0:
+        raise InputError(f"{what} must be a positive number, got {shown(value)}")
 
 
 def between(what: str, value: float, low: float, high: float) -> None:
-    """``low ≤ value ≤ high``, finite."""
-    if value is None or not math.isfinite(value) or not low <= value <= high:
-        raise InputError(f"{what} must be between {low} and {high}, got {value!r}")
+    """``low ≤ value ≤ high``, a finite number."""
+    if not _number(value) or not math.isfinite(value) or not low <= value <= high:
+        raise InputError(f"{what} must be between {low} and {high}, got {shown(value)}")
+
+
+def whole(what: str, value: int, low: int, high: int) -> None:
+    """An integer with ``low ≤ value ≤ high``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InputError(f"{what} must be a whole number from {low} to {high}, got {shown(value)}")
+
+
+SEED_MAX = 2**63 - 1  # what torch.manual_seed and numpy's generators take
+
+
+def seed(what: str, value: int) -> None:
+    """A seed: a whole number from 0 to 2⁶³ − 1."""
+    whole(what, value, 0, SEED_MAX)
 
 
 def one_of(what: str, value: str, choices: tuple[str, ...] | list[str]) -> None:
@@ -51,6 +69,7 @@ def check_training(config) -> None:
     at_least("the regularised items per step", config.reg_items, 0)
     at_least("the checkpoint interval", config.checkpoint_every, 1)
     positive("the training time limit", config.max_minutes, optional=True)
+    seed("the training seed", config.seed)
 
 
 def check_adaptation(config) -> None:
@@ -64,3 +83,4 @@ def check_adaptation(config) -> None:
     positive("the adaptation time limit", config.max_seconds, optional=True)
     at_least("the prior spread", config.prior_spread, 0)
     positive("the prior floor", config.prior_floor)
+    seed("the adaptation seed", config.seed)

@@ -3,7 +3,8 @@
 Our format: one INR per ``.safetensors`` file, the state-dict tensors under their published keys
 plus JSON metadata (``spec``, and ``meta``: provenance, fit quality). Imports: DWSNets/EquiGen
 MNIST-INR and HyperDiffusion ``.pth`` state dicts, read with ``weights_only=True`` so that no code
-in a pickle ever runs.
+in a pickle ever runs, in a child process bounded in time and memory (``torch_import.py``).
+Every file is checked against the spec it names before its tensors are read.
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 
-from engine.atomic import atomic_path
-from engine.errors import InvalidINRFile, SpecError
+from engine.errors import InvalidINRFile, SpecError, shown
 from engine.functional import Params
 from engine.spec import BUILTIN_SPECS, INRSpec, spec_for_state_dict_keys
+from engine.tensor_files import read_header, read_tensors, write_tensors
+from engine.torch_import import read_state_dict
 
 FORMAT_NAME = "equigen-inr"
 FORMAT_VERSION = "1"
@@ -50,30 +50,34 @@ class INR:
         return cls(spec, {k: v[index].detach().clone() for k, v in params.items()}, dict(meta or {}))
 
 
+def check_shapes(spec: INRSpec, shapes: dict[str, tuple[int, ...]], where: str) -> None:
+    """InvalidINRFile naming ``where`` unless ``shapes`` has exactly the spec's keys and shapes."""
+    expected = dict(spec.param_shapes())
+    unknown = [k for k in shapes if k not in expected]
+    if unknown:
+        raise InvalidINRFile(f"{where}: unknown key {shown(unknown[0])} for spec {shown(spec.name)} "
+                             f"(expected {', '.join(expected)})")
+    missing = [k for k in expected if k not in shapes]
+    if missing:
+        raise InvalidINRFile(f"{where}: missing key {missing[0]!r} for spec {shown(spec.name)}")
+    for key, shape in expected.items():
+        if tuple(shapes[key]) != shape:
+            raise InvalidINRFile(f"{where}: {key!r} has shape {shown(tuple(shapes[key]))}, "
+                                 f"spec {shown(spec.name)} needs {shape}")
+
+
 def validate_params(spec: INRSpec, params: dict, where: str) -> dict[str, torch.Tensor]:
     """Check ``params`` has exactly the spec's keys and shapes; return float32 tensors.
 
     Raises InvalidINRFile naming ``where`` and the first problem found.
     """
-    expected = dict(spec.param_shapes())
-    missing = [k for k in expected if k not in params]
-    unknown = [k for k in params if k not in expected]
-    if unknown:
-        raise InvalidINRFile(
-            f"{where}: unknown key {unknown[0]!r} for spec {spec.name!r} "
-            f"(expected {', '.join(expected)})"
-        )
-    if missing:
-        raise InvalidINRFile(f"{where}: missing key {missing[0]!r} for spec {spec.name!r}")
-    out = {}
-    for key, shape in expected.items():
-        t = params[key]
+    for key, t in params.items():
         if not isinstance(t, torch.Tensor):
-            raise InvalidINRFile(f"{where}: {key!r} is not a tensor")
-        if tuple(t.shape) != shape:
-            raise InvalidINRFile(
-                f"{where}: {key!r} has shape {tuple(t.shape)}, spec {spec.name!r} needs {shape}"
-            )
+            raise InvalidINRFile(f"{where}: {shown(key)} is not a tensor")
+    check_shapes(spec, {k: tuple(t.shape) for k, t in params.items()}, where)
+    out = {}
+    for key, _ in spec.param_shapes():
+        t = params[key]
         if not t.dtype.is_floating_point:
             raise InvalidINRFile(f"{where}: {key!r} has dtype {t.dtype}, expected floating point")
         t = t.detach().to(torch.float32).contiguous()
@@ -84,18 +88,23 @@ def validate_params(spec: INRSpec, params: dict, where: str) -> dict[str, torch.
 
 
 def save_inr(path: str | os.PathLike, inr: INR) -> Path:
-    """Write ``inr`` as one ``.safetensors`` file, atomically. Returns the path written."""
+    """Write ``inr`` as one ``.safetensors`` file, atomically and sealed with its content hash.
+    Returns the path written."""
     path = Path(path)
     tensors = {k: v.detach().to(torch.float32).contiguous() for k, v in inr.params.items()}
     metadata = {
         "format": FORMAT_NAME,
         "format_version": FORMAT_VERSION,
         "spec": inr.spec.to_json(),
-        "meta": json.dumps(inr.meta, sort_keys=True, default=_json_default),
     }
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=metadata)
-    return path
+    try:  # strict JSON: a NaN quality would make a file other tools cannot read
+        metadata["meta"] = json.dumps(inr.meta, sort_keys=True, default=_json_default, allow_nan=False)
+    except ValueError:
+        raise InvalidINRFile(f"{path}: not written, its metadata holds NaN or infinite numbers") from None
+    for k, v in tensors.items():
+        if not bool(torch.isfinite(v).all()):
+            raise InvalidINRFile(f"{path}: not written, {k!r} holds NaN or infinite values")
+    return write_tensors(path, tensors, metadata)
 
 
 def _json_default(o):
@@ -125,64 +134,46 @@ def load_inr(path: str | os.PathLike) -> INR:
 
 
 def _load_safetensors(path: Path) -> INR:
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as e:
-        raise InvalidINRFile(f"{path}: unreadable or truncated safetensors file ({e})") from None
-    meta: dict = {}
+    header, shapes = read_header(path)
     if "spec" in header:
         try:
             spec = INRSpec.from_json(header["spec"])
         except SpecError as e:
             raise InvalidINRFile(f"{path}: {e}") from None
-        try:
-            meta = json.loads(header.get("meta", "{}"))
-        except json.JSONDecodeError:
-            raise InvalidINRFile(f"{path}: metadata 'meta' is not valid JSON") from None
     else:
         # A bare state dict saved as safetensors by someone else: recognise the built-ins.
-        spec = spec_for_state_dict_keys(set(tensors))
+        spec = spec_for_state_dict_keys(set(shapes))
         if spec is None:
             raise InvalidINRFile(
                 f"{path}: no INR spec in its metadata and its keys match no built-in spec"
             )
-        meta = {"imported_from": "safetensors state dict"}
+    check_shapes(spec, {k: shape for k, (shape, _) in shapes.items()}, str(path))  # before reading any data
+    header, tensors = read_tensors(path)
+    meta: dict = {"imported_from": "safetensors state dict"}
+    if "spec" in header:
+        try:
+            meta = json.loads(header.get("meta", "{}"))
+        except json.JSONDecodeError:
+            raise InvalidINRFile(f"{path}: metadata 'meta' is not valid JSON") from None
+        if not isinstance(meta, dict):
+            raise InvalidINRFile(f"{path}: metadata 'meta' is not a JSON object")
     return INR(spec, validate_params(spec, tensors, str(path)), meta)
 
 
 def import_torch_state_dict(path: str | os.PathLike) -> INR:
-    """Import a DWSNets/EquiGen MNIST-INR or HyperDiffusion ``.pth`` without running any code.
+    """Import a DWSNets/EquiGen MNIST-INR or HyperDiffusion ``.pth`` without running any code,
+    in bounded time and memory (``torch_import.read_state_dict``).
 
     Accepts a plain state dict or one wrapped as ``{'params': ...}`` / ``{'state_dict': ...}``.
     """
     path = Path(path)
-    try:
-        obj = torch.load(str(path), map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises many types for bad archives; all mean "cannot read"
-        text = str(e)
-        if "Weights only load failed" in text or "weights_only" in text:
-            raise InvalidINRFile(
-                f"{path}: refused, the file holds Python objects or code, not only tensors; "
-                "re-save it as a plain state dict"
-            ) from None
-        raise InvalidINRFile(
-            f"{path}: truncated or not a PyTorch file ({text.splitlines()[0][:120] if text else type(e).__name__})"
-        ) from None
-    if isinstance(obj, dict):
-        for wrapper in ("params", "state_dict", "model"):
-            if wrapper in obj and isinstance(obj[wrapper], dict):
-                obj = obj[wrapper]
-                break
-    if not isinstance(obj, dict) or not obj:
-        raise InvalidINRFile(f"{path}: holds no state dict of tensors")
-    keys = {str(k) for k in obj}
+    state = read_state_dict(path)
+    keys = set(state)
     spec = spec_for_state_dict_keys(keys)
     if spec is None:
         spec = _closest_builtin(keys)
     source = "DWSNets/EquiGen MNIST-INR" if spec.name == "mnist-siren" else "HyperDiffusion"
-    params = validate_params(spec, {str(k): v for k, v in obj.items()}, str(path))
+    params = validate_params(spec, state, str(path))
     return INR(spec, params, {"imported_from": source, "source": path.name})
 
 

@@ -11,12 +11,24 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, replace
 
-from engine.errors import SpecError
+from engine.errors import SpecError, clipped, shown
 
 ACTIVATIONS = ("sine", "relu")
 OUTPUTS = ("intensity", "occupancy_logit")
+MAX_LAYERS = 16
+MAX_WIDTH = 4096
+_PREFIX = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,39}")
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_real(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
 @dataclass(frozen=True)
@@ -50,21 +62,47 @@ class INRSpec:
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
-        if self.in_dim not in (2, 3):
-            raise SpecError(f"spec {self.name!r}: in_dim must be 2 or 3, got {self.in_dim}")
-        if not self.hidden or any(int(h) <= 0 for h in self.hidden):
-            raise SpecError(f"spec {self.name!r}: hidden widths must be positive, got {self.hidden}")
+        # A spec comes from every file's metadata, so each field is checked for its type and a
+        # range that a 28×28 image or a 3D occupancy network can use: a NaN w0 or a width of a
+        # million would otherwise draw black images or take all the memory.
+        def fail(what: str) -> None:
+            raise SpecError(f"spec {shown(self.name)}: {what}")
+
+        if not isinstance(self.name, str) or not 0 < len(self.name) <= 100:
+            raise SpecError(f"spec name must be a string of 1 to 100 characters, not {shown(self.name)}")
+        if not _is_int(self.in_dim) or self.in_dim not in (2, 3):
+            fail(f"in_dim must be 2 or 3, got {shown(self.in_dim)}")
+        if not isinstance(self.hidden, (list, tuple)) or not 0 < len(self.hidden) <= MAX_LAYERS \
+                or not all(_is_int(h) and 0 < h <= MAX_WIDTH for h in self.hidden):
+            fail(f"hidden must be 1 to {MAX_LAYERS} widths of 1 to {MAX_WIDTH}, got {shown(self.hidden)}")
+        if not _is_int(self.out_dim) or not 0 < self.out_dim <= 16:
+            fail(f"out_dim must be 1 to 16, got {shown(self.out_dim)}")
         if self.activation not in ACTIVATIONS:
-            raise SpecError(f"spec {self.name!r}: activation must be one of {ACTIVATIONS}")
+            fail(f"activation must be one of {ACTIVATIONS}, got {shown(self.activation)}")
         if self.output not in OUTPUTS:
-            raise SpecError(f"spec {self.name!r}: output must be one of {OUTPUTS}")
-        if not self.domain[0] < self.domain[1]:
-            raise SpecError(f"spec {self.name!r}: domain must be (low, high) with low < high")
-        if self.posenc_freqs < 0:
-            raise SpecError(f"spec {self.name!r}: posenc_freqs must be >= 0")
+            fail(f"output must be one of {OUTPUTS}, got {shown(self.output)}")
+        if not _is_real(self.w0) or not 0 < self.w0 <= 1e4:
+            fail(f"w0 must be a number in (0, 10000], got {shown(self.w0)}")
+        if not _is_int(self.posenc_freqs) or not 0 <= self.posenc_freqs <= 16:
+            fail(f"posenc_freqs must be 0 to 16, got {shown(self.posenc_freqs)}")
+        if not _is_real(self.output_offset) or abs(self.output_offset) > 1e3:
+            fail(f"output_offset must be a number within ±1000, got {shown(self.output_offset)}")
+        if not isinstance(self.domain, (list, tuple)) or len(self.domain) != 2 \
+                or not all(_is_real(v) and abs(v) <= 1e3 for v in self.domain) \
+                or not self.domain[0] < self.domain[1]:
+            fail(f"domain must be (low, high), finite numbers within ±1000 with low < high, got {shown(self.domain)}")
+        if not _is_int(self.grid_size) or not 2 <= self.grid_size <= 1024:
+            fail(f"grid_size must be 2 to 1024, got {shown(self.grid_size)}")
+        if not isinstance(self.param_prefix, str) or not _PREFIX.fullmatch(self.param_prefix):
+            fail(f"param_prefix must be a short identifier, got {shown(self.param_prefix)}")
+        if not isinstance(self.description, str):
+            fail("description must be text")
         # JSON round trips give lists; the spec must stay hashable and comparable.
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         object.__setattr__(self, "domain", (float(self.domain[0]), float(self.domain[1])))
+        object.__setattr__(self, "w0", float(self.w0))
+        object.__setattr__(self, "output_offset", float(self.output_offset))
+        object.__setattr__(self, "description", self.description[:500])
 
     @property
     def encoded_dim(self) -> int:
@@ -108,7 +146,7 @@ class INRSpec:
         known = set(cls.__dataclass_fields__)
         unknown = set(d) - known
         if unknown:
-            raise SpecError(f"spec has unknown fields {sorted(unknown)}")
+            raise SpecError(f"spec has unknown fields {shown(sorted(map(str, unknown)))}")
         try:
             return cls(**d)
         except TypeError as e:
@@ -121,8 +159,8 @@ class INRSpec:
     def from_json(cls, text: str) -> INRSpec:
         try:
             d = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise SpecError(f"spec is not valid JSON: {e}") from None
+        except (json.JSONDecodeError, TypeError, RecursionError) as e:
+            raise SpecError(f"spec is not valid JSON ({clipped(str(e))})") from None
         if not isinstance(d, dict):
             raise SpecError("spec must be a JSON object")
         return cls.from_dict(d)

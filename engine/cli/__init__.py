@@ -15,7 +15,7 @@ import sys
 from engine import __version__
 from engine.cli import bench, data, encoder, files, generator
 from engine.cli.common import Parser
-from engine.errors import Cancelled, EquigenError, InputError
+from engine.errors import Cancelled, EquigenError, InputError, clipped, printable
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,27 +37,31 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = argv
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # torch's and numpy's warnings go to the log, shown with --verbose, so that an error is one
+    # line and a result is not buried under a library's deprecation notice
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.INFO if args.verbose else logging.ERROR)
     try:
         if args.threads is not None:
             import torch
 
-            if args.threads < 1:
-                raise InputError(f"--threads must be at least 1, got {args.threads}")
+            if not 1 <= args.threads <= 4096:
+                raise InputError(f"--threads must be at least 1 (and at most 4096), got {args.threads}")
             torch.set_num_threads(args.threads)
         args.func(args)
     except Cancelled as e:
-        sys.stderr.write(f"equigen: {e}\n")
+        sys.stderr.write(f"equigen: {printable(str(e))}\n")
         return 130
     except KeyboardInterrupt:
         sys.stderr.write("\nequigen: interrupted; files already written are complete\n")
         return 130
     except EquigenError as e:
-        sys.stderr.write(f"equigen: error: {e}\n")
+        sys.stderr.write(f"equigen: error: {printable(str(e))}\n")
         return 2
     except Exception as e:  # a bug of ours: still one line, traceback on request
         if args.debug:
             raise
-        sys.stderr.write(f"equigen: internal error: {type(e).__name__}: {e} "
+        sys.stderr.write(f"equigen: internal error: {type(e).__name__}: {clipped(str(e), 300)} "
                          "(rerun with --debug and report it)\n")
         return 1
     finally:

@@ -7,7 +7,9 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
+from engine.errors import InputError, printable
 from engine.progress import Progress
 
 log = logging.getLogger("engine")
@@ -53,10 +55,12 @@ class ProgressLine:
 
 
 def emit(args, obj: dict, human: str) -> None:
+    """One result: ``obj`` as a JSON line with ``--json``, else ``human``, each line made
+    printable (a name holding terminal escapes shows them instead of obeying them)."""
     if args.json:
         sys.stdout.write(json.dumps(obj, default=str) + "\n")
     else:
-        sys.stdout.write(human + "\n")
+        sys.stdout.write("\n".join(printable(line) for line in human.split("\n")) + "\n")
     sys.stdout.flush()
 
 
@@ -99,3 +103,30 @@ def float_list(text: str) -> list[float]:
 
 def add_json_flag(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--json", action="store_true", help="one JSON object per result on stdout")
+
+
+def add_overwrite_flag(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--overwrite", action="store_true",
+                    help="replace OUT when it exists (without this an existing OUT is refused, and nothing is done)")
+
+
+def output_file(args, path: str) -> Path:
+    """``path`` checked before any work: a file its folder lets us write, and not already
+    there unless the command was given ``--overwrite``."""
+    from engine.atomic import writable_file
+
+    target = writable_file(path)
+    if target.exists() and not getattr(args, "overwrite", False):
+        raise InputError(f"{target}: exists; pass --overwrite to replace it, or choose another --out")
+    return target
+
+
+def training_output(args) -> Path:
+    """A training command's ``--out``: a run that left ``OUT.ckpt`` resumes into it; otherwise
+    an existing OUT is refused unless ``--overwrite`` (``output_file``)."""
+    from engine.atomic import writable_file
+    from engine.checkpoint import checkpoint_path
+
+    if checkpoint_path(Path(args.out)).exists():
+        return writable_file(args.out)
+    return output_file(args, args.out)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from engine.cli.common import ProgressLine, add_json_flag, emit
-from engine.errors import EquigenError
+from engine.cli.common import ProgressLine, add_json_flag, add_overwrite_flag, emit, output_file
+from engine.errors import EquigenError, clipped
 from engine.fit.images import ImageFitConfig
 from engine.fit.meshes import MeshFitConfig
 from engine.progress import drive
@@ -49,7 +49,9 @@ def cmd_info(args) -> None:
         f"domain:     [{info['domain'][0]}, {info['domain'][1]}] per axis",
         f"parameters: {info['num_params']:,}",
     ]
-    lines += [f"{k + ':':<11} {v}" for k, v in sorted(info["meta"].items())]
+    # metadata is the file's own words: one printable, shortened line per field
+    lines += [f"{clipped(str(k), 40) + ':':<11} {clipped(str(v).replace(chr(10), ' '), 200)}"
+              for k, v in sorted(info["meta"].items(), key=lambda kv: str(kv[0]))]
     emit(args, info, "\n".join(lines))
 
 
@@ -60,6 +62,7 @@ def cmd_render(args) -> None:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise EquigenError(f"{out}: the output must end in .png")
+    output_file(args, args.out)
     inr = load_inr(args.file)
     render_to_png(inr, out, args.size, args.resolution, args.continuous)
     emit(args, {"file": args.file, "output": str(out), "size": args.size}, f"wrote {out}")
@@ -70,6 +73,7 @@ def cmd_mesh(args) -> None:
     from engine.session import mesh_to_file
 
     t0 = time.perf_counter()
+    output_file(args, args.out)
     inr = load_inr(args.file)
     if not inr.spec.is_3d:
         raise EquigenError(f"{args.file}: a 2D INR has no mesh; use 'equigen render' for its image")
@@ -86,6 +90,7 @@ def cmd_mesh(args) -> None:
 def cmd_convert(args) -> None:
     from engine.session import convert_file
 
+    output_file(args, args.out)
     inr = convert_file(args.file, args.out)
     emit(args, {"file": args.file, "output": args.out, "spec": inr.spec.name},
           f"wrote {args.out} ({inr.spec.name})")
@@ -94,7 +99,8 @@ def cmd_convert(args) -> None:
 def add_parsers(sub) -> None:
     sp = sub.add_parser("fit", help="fit images or meshes into INR files")
     sp.add_argument("inputs", nargs="+", metavar="INPUT", help="image or mesh files")
-    sp.add_argument("--out", required=True, help="folder for the .safetensors files")
+    sp.add_argument("--out", required=True,
+                    help="folder for the .safetensors files; a name already there gets -2, -3, ... (nothing is replaced)")
     sp.add_argument("--init-seed", type=int, default=0,
                     help="seed of the one initial weight set every input starts from (default 0)")
     sp.add_argument("--init", default=None, metavar="FILE",
@@ -115,22 +121,25 @@ def add_parsers(sub) -> None:
     sp = sub.add_parser("render", help="render an INR to PNG (3D: shaded, off-screen)")
     sp.add_argument("file")
     sp.add_argument("--out", required=True, help="PNG path")
-    sp.add_argument("--size", type=int, default=256, help="image side in pixels (default 256)")
-    sp.add_argument("--resolution", type=int, default=128, help="3D: marching-cubes resolution")
+    sp.add_argument("--size", type=int, default=256, help="image side in pixels (8 to 4096, default 256)")
+    sp.add_argument("--resolution", type=int, default=128, help="3D: marching-cubes resolution (16 to 512)")
     sp.add_argument("--continuous", action="store_true",
                     help="2D: evaluate the network at every output pixel instead of resampling")
+    add_overwrite_flag(sp)
     add_json_flag(sp)
     sp.set_defaults(func=cmd_render)
 
     sp = sub.add_parser("mesh", help="extract a 3D INR's mesh (.obj .ply .stl .glb)")
     sp.add_argument("file")
     sp.add_argument("--out", required=True, help="mesh path; the format follows the extension")
-    sp.add_argument("--resolution", type=int, default=128, help="marching-cubes grid (default 128)")
+    sp.add_argument("--resolution", type=int, default=128, help="marching-cubes grid (16 to 512, default 128)")
+    add_overwrite_flag(sp)
     add_json_flag(sp)
     sp.set_defaults(func=cmd_mesh)
 
     sp = sub.add_parser("convert", help="import a DWSNets/HyperDiffusion .pth as .safetensors")
     sp.add_argument("file")
     sp.add_argument("--out", required=True, help=".safetensors path")
+    add_overwrite_flag(sp)
     add_json_flag(sp)
     sp.set_defaults(func=cmd_convert)

@@ -18,15 +18,13 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from engine.atomic import atomic_path
-from engine.data.store import CorpusPaths, load_shard, read_jsonl, read_manifest
+from engine.data.store import CorpusPaths, read_jsonl, read_manifest
 from engine.errors import InputError
 from engine.progress import Progress, ProgressGen
 from engine.spec import INRSpec
 from engine.weightspace.symmetry import canonicalise, total_variation
+from engine.tensor_files import HASH_KEY, read_header, read_tensors, write_tensors
 
 CANONICAL_DIR = "canonical"
 
@@ -44,9 +42,8 @@ def _is_current(copy: Path, shard: Path) -> bool:
     if not copy.exists():
         return False
     try:
-        with safe_open(str(copy), framework="pt") as f:
-            return (f.metadata() or {}).get("source") == _source_stamp(shard)
-    except (SafetensorError, OSError):
+        return read_header(copy, InputError)[0].get("source") == _source_stamp(shard)
+    except InputError:
         return False  # a damaged copy is simply recomputed
 
 
@@ -69,9 +66,8 @@ def canonicalise_corpus(root: str | os.PathLike, batch: int = 256) -> ProgressGe
     for done, name in enumerate(shards, 1):
         shard, copy = paths.shards / name, out_dir / name
         if not _is_current(copy, shard):
-            with safe_open(str(shard), framework="pt") as f:
-                meta = dict(f.metadata() or {})
-            params = load_shard(shard)
+            meta, params = read_tensors(shard, InputError)
+            meta.pop(HASH_KEY, None)
             n = next(iter(params.values())).shape[0]
             parts = [canonicalise(spec, {k: v[s : s + batch] for k, v in params.items()})
                      for s in range(0, n, batch)] if n else [params]
@@ -81,8 +77,7 @@ def canonicalise_corpus(root: str | os.PathLike, batch: int = 256) -> ProgressGe
                 tv_after += float(total_variation(spec, canon).sum())
                 count += n
             meta["source"] = _source_stamp(shard)
-            with atomic_path(copy) as tmp:
-                save_file(canon, str(tmp), metadata=meta)
+            write_tensors(copy, canon, meta)
             computed += 1
         yield Progress("canonicalise", done, len(shards))
     summary = {"shards": len(shards), "recomputed": computed}

@@ -23,13 +23,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 
-from engine.atomic import atomic_path, atomic_write_bytes
+from engine.atomic import atomic_write_bytes
 from engine.errors import InputError
 from engine.functional import Params
 from engine.spec import INRSpec
+from engine.tensor_files import read_header, read_tensors, write_tensors
 
 CORPUS_FORMAT = "equigen-corpus"
 CORPUS_VERSION = 1
@@ -108,28 +107,26 @@ def write_shard(path: Path, spec: INRSpec, params: Params | None, rows: list[dic
     meta = {"rows": json.dumps(rows), "skipped": json.dumps(skipped)}
     if seconds is not None:
         meta["seconds"] = f"{seconds:.3f}"
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+    write_tensors(path, tensors, meta)
 
 
 def read_shard_records(path: Path) -> tuple[list[dict], list[dict]]:
+    meta, _ = read_header(path, InputError)
     try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-    except (SafetensorError, OSError) as e:
-        raise InputError(f"{path}: unreadable shard ({e}); delete it and build again to redo it") from None
-    return json.loads(meta.get("rows", "[]")), json.loads(meta.get("skipped", "[]"))
+        return json.loads(meta.get("rows", "[]")), json.loads(meta.get("skipped", "[]"))
+    except json.JSONDecodeError:
+        raise InputError(f"{path}: damaged shard; delete it and build again to redo it") from None
 
 
 def read_shard_seconds(path: Path) -> float | None:
     """The fitting seconds recorded in a shard, or None for shards written before they were."""
-    with safe_open(str(path), framework="pt") as f:
-        value = (f.metadata() or {}).get("seconds")
+    value = read_header(path, InputError)[0].get("seconds")
     return float(value) if value is not None else None
 
 
 def load_shard(path: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(path))
+    """A shard's stacked weights ``{key: (n, *shape)}``, its content hash checked."""
+    return read_tensors(path, InputError)[1]
 
 
 class RunningMoments:
@@ -161,13 +158,12 @@ class RunningMoments:
 def write_stats(path: Path, mean: Params, std: Params, count: int) -> None:
     tensors = {f"mean/{k}": v.contiguous() for k, v in mean.items()}
     tensors.update({f"std/{k}": v.contiguous() for k, v in std.items()})
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"count": str(count), "over": "source split, first init"})
+    write_tensors(path, tensors, {"count": str(count), "over": "source split, first init"})
 
 
 def read_stats(root: str | os.PathLike) -> tuple[Params, Params]:
     """Per-element ``(mean, std)`` of the source split's weights, keyed like the spec."""
-    t = load_file(str(CorpusPaths(Path(root)).stats))
+    t = read_tensors(CorpusPaths(Path(root)).stats, InputError)[1]
     mean = {k[5:]: v for k, v in t.items() if k.startswith("mean/")}
     std = {k[4:]: v for k, v in t.items() if k.startswith("std/")}
     return mean, std

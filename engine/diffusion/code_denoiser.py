@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.checks import between
+from engine.checks import between, whole
 from engine.diffusion.denoiser import conditioning
 
 
@@ -34,8 +34,8 @@ class CodeDenoiserConfig:
 
     def __post_init__(self):
         # the upper bounds keep a forged model file from building a network that fills the memory
-        between("the denoiser's width", self.width, 1, 4096)
-        between("the denoiser's depth", self.depth, 1, 64)
+        whole("the denoiser's width", self.width, 1, 4096)
+        whole("the denoiser's depth", self.depth, 1, 64)
         between("the denoiser's MLP ratio", self.mlp_ratio, 0.25, 16)
 
     def to_json(self) -> str:

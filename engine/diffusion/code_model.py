@@ -19,16 +19,16 @@ from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from engine.atomic import atomic_path
 from engine.diffusion.code_denoiser import CodeDenoiser, CodeDenoiserConfig
+from engine.diffusion.methods import TRAINING_METHODS
 from engine.diffusion.process import DiffusionProcess, ProcessConfig
 from engine.encoder.model import WeightEncoder, encoder_config_from_json
-from engine.errors import InputError
+from engine.errors import EquigenError, InputError, SpecError, clipped, shown
 from engine.functional import Params, params_digest
 from engine.spec import INRSpec
-from engine.weightspace.structured import SharedBase, base_from_tensors
+from engine.tensor_files import check_finite, check_module, json_field, read_header, read_tensors, write_tensors
+from engine.weightspace.structured import MAX_RANK, SharedBase, base_from_tensors
 
 CODE_MODEL_FORMAT = "equigen-code-model"
 
@@ -113,9 +113,8 @@ def save_code_model(path: str | os.PathLike, model: CodeDiffusion, half: bool = 
 
     tensors = {k: v.detach().to(small if halved(k) else torch.float32).contiguous().clone()
                for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
-    return Path(path)
+    check_finite(tensors, str(path), EquigenError, "; nothing was written (the training or adaptation diverged)")
+    return write_tensors(path, tensors, header)
 
 
 def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -127,42 +126,100 @@ def model_format(path: str | os.PathLike) -> str | None:
     try:
         with safe_open(str(path), framework="pt") as f:
             return (f.metadata() or {}).get("format")
-    except (SafetensorError, OSError):
+    except (SafetensorError, OSError, ValueError):
         return None
 
 
+def _expect(shapes: dict, key: str, shape: tuple[int, ...], where: str, required: bool = True) -> None:
+    if key not in shapes:
+        if required:
+            raise InputError(f"{where}: damaged model file, tensor {key!r} is missing")
+        return
+    if shapes[key][0] != shape:
+        raise InputError(f"{where}: damaged model file, tensor {key!r} has shape {shapes[key][0]}, "
+                         f"its header implies {shape}")
+
+
 def load_code_model(path: str | os.PathLike) -> CodeDiffusion:
-    """A code-model file back, in eval mode; InputError with a hint for anything else."""
+    """A code-model file back, in eval mode; InputError with a hint for anything else.
+
+    Every header field is checked, and every tensor the header implies is checked against the
+    file's shapes before any network is built or any tensor read; the tensors must be finite
+    and the spreads positive.
+    """
     path = Path(path)
+    where = str(path)
     if not path.is_file():
         raise InputError(f"{path}: no such model file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k).float() for k in f.keys()}
-    except (SafetensorError, OSError) as e:
-        raise InputError(f"{path}: unreadable model file ({e})") from None
+    header, shapes = read_header(path, InputError)
     if header.get("format") != CODE_MODEL_FORMAT:
         raise InputError(f"{path}: not a structured model file")
+    method = header.get("method")
+    if method not in TRAINING_METHODS:
+        raise InputError(f"{path}: damaged model file, unknown method {shown(method)} "
+                         f"(one of {', '.join(TRAINING_METHODS)})")
     try:
-        spec = INRSpec.from_json(header["spec"])
-        base = base_from_tensors(spec, _prefixed(tensors, "base."))
-        encoder = None
-        if header.get("encoder"):
-            encoder = WeightEncoder(spec, encoder_config_from_json(header["encoder"]))
-            encoder.load_state_dict(_prefixed(tensors, "encoder."))
-            encoder.eval().requires_grad_(False)
-        denoiser = CodeDenoiser(base.code_dim, int(header["cond_dim"]),
-                                CodeDenoiserConfig.from_json(header["denoiser"]))
-        denoiser.load_state_dict(_prefixed(tensors, "denoiser."))
-        process = DiffusionProcess(base.code_dim, ProcessConfig(**json.loads(header["process"])))
-        process.load_prior_tensors(_prefixed(tensors, "process."))
-    except (KeyError, ValueError, RuntimeError, TypeError) as e:
-        raise InputError(f"{path}: damaged model file ({str(e).splitlines()[0][:200]})") from None
-    shots = None
+        spec = INRSpec.from_json(header.get("spec", ""))
+        dconf = CodeDenoiserConfig(**json_field(header, "denoiser", where, dict, InputError))
+        pconf = ProcessConfig(**json_field(header, "process", where, dict, InputError))
+        econf = encoder_config_from_json(header["encoder"]) if header.get("encoder") else None
+    except (SpecError, InputError, TypeError, ValueError, KeyError) as e:
+        raise InputError(f"{path}: damaged model file ({clipped(str(e))})") from None
+    cond_dim = header.get("cond_dim", "")
+    if not cond_dim.isdigit() or int(cond_dim) != (econf.feature_dim if econf is not None else 0):
+        raise InputError(f"{path}: damaged model file, cond_dim {shown(cond_dim)} does not match its encoder")
+    cond_dim = int(cond_dim)
+    if method == "equigen" and econf is None:
+        raise InputError(f"{path}: damaged model file, an equigen model without its encoder")
+    if "base.patterns.0" not in shapes or len(shapes["base.patterns.0"][0]) != 2 \
+            or not 0 < shapes["base.patterns.0"][0][1] <= MAX_RANK:
+        raise InputError(f"{path}: damaged model file, no shared patterns of rank 1 to {MAX_RANK}")
+    rank = shapes["base.patterns.0"][0][1]
+    try:
+        check_module(lambda: SharedBase(spec, rank), shapes, "base.", where, InputError)
+    except ValueError as e:
+        raise InputError(f"{path}: damaged model file ({clipped(str(e))})") from None
+    with torch.device("meta"):
+        code_dim = SharedBase(spec, rank).code_dim
+    check_module(lambda: CodeDenoiser(code_dim, cond_dim, dconf), shapes, "denoiser.", where, InputError)
+    if econf is not None:
+        check_module(lambda: WeightEncoder(spec, econf), shapes, "encoder.", where, InputError)
+    for key in ("stats.mean", "stats.std"):
+        _expect(shapes, key, (code_dim,), where)
+    if econf is not None:
+        _expect(shapes, "feature_scale", (econf.feature_dim,), where, required=False)
+    if pconf.skip and pconf.prior_rank > 0:
+        for key, shape in (("prior.mean", (code_dim,)), ("prior.basis", (pconf.prior_rank, code_dim)),
+                           ("prior.variance", (pconf.prior_rank,)), ("prior.floor", ())):
+            _expect(shapes, "process." + key, shape, where)
+    names = None
     if "shots" in header:
-        shots = CodeShots(json.loads(header["shots"]), tensors["shots.codes"], tensors.get("shots.features"))
-    return CodeDiffusion(base=base, method=header["method"], process=process, denoiser=denoiser.eval(),
+        names = json_field(header, "shots", where, list, InputError)
+        if not names or len(names) > 1000 or not all(isinstance(n, str) and len(n) < 1000 for n in names):
+            raise InputError(f"{path}: damaged model file, its shots are not a list of names")
+        _expect(shapes, "shots.codes", (len(names), code_dim), where)
+        if econf is not None:
+            _expect(shapes, "shots.features", (len(names), econf.feature_dim), where, required=False)
+    meta = json_field(header, "meta", where, dict, InputError, required=False, default={})
+    _, tensors = read_tensors(path, InputError)
+    tensors = {k: v.float() for k, v in tensors.items()}
+    check_finite(tensors, where, InputError)
+    if not bool((tensors["stats.std"] > 0).all()) or ("feature_scale" in tensors
+                                                      and not bool((tensors["feature_scale"] >= 0).all())):
+        raise InputError(f"{path}: damaged model file, a spread (stats.std or feature_scale) is not positive")
+    base = base_from_tensors(spec, _prefixed(tensors, "base."))
+    encoder = None
+    if econf is not None:
+        encoder = WeightEncoder(spec, econf)
+        encoder.load_state_dict(_prefixed(tensors, "encoder."))
+        encoder.eval().requires_grad_(False)
+    denoiser = CodeDenoiser(base.code_dim, cond_dim, dconf)
+    denoiser.load_state_dict(_prefixed(tensors, "denoiser."))
+    process = DiffusionProcess(base.code_dim, pconf)
+    process.load_prior_tensors(_prefixed(tensors, "process."))
+    shots = None
+    if names is not None:
+        shots = CodeShots(names, tensors["shots.codes"], tensors.get("shots.features"))
+    return CodeDiffusion(base=base, method=method, process=process, denoiser=denoiser.eval(),
                          encoder=encoder, mean=tensors["stats.mean"], std=tensors["stats.std"],
-                         feature_scale=tensors.get("feature_scale"),
-                         meta=json.loads(header.get("meta", "{}")), shots=shots)
+                         feature_scale=tensors.get("feature_scale"), meta=meta, shots=shots)

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from engine.checks import between
+from engine.checks import between, whole
 from engine.diffusion.prior import GaussianPrior, wiener
 from engine.diffusion.schedule import TRAIN_STEPS, cosine_alphas_cumprod
 from engine.diffusion.tokens import TokenLayout
@@ -50,9 +50,9 @@ class DenoiserConfig:
 
     def __post_init__(self):
         # the upper bounds keep a forged model file from building a network that fills the memory
-        between("the denoiser's width", self.width, 1, 4096)
-        between("the denoiser's depth", self.depth, 1, 64)
-        between("the denoiser's attention heads", self.heads, 1, 64)
+        whole("the denoiser's width", self.width, 1, 4096)
+        whole("the denoiser's depth", self.depth, 1, 64)
+        whole("the denoiser's attention heads", self.heads, 1, 64)
         if self.width % self.heads:
             raise InputError(f"the denoiser's width {self.width} is not a multiple of its {self.heads} heads")
         between("the denoiser's MLP ratio", self.mlp_ratio, 0.25, 16)
@@ -70,6 +70,8 @@ def denoiser_config_from_json(text: str) -> DenoiserConfig:
     1024-number tokens and predicted x0 without the skip, and those from before ``prior_rank``
     skipped through the N(0, I) prior."""
     fields = json.loads(text)
+    if not isinstance(fields, dict):
+        raise ValueError("the configuration is not a JSON object")
     fields.setdefault("skip", False)
     fields.setdefault("prior_rank", 0)
     return DenoiserConfig(**fields)

@@ -18,16 +18,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
-
-from engine.atomic import atomic_path
 from engine.diffusion.denoiser import Denoiser, denoiser_config_from_json
 from engine.diffusion.tokens import TokenLayout, flatten, token_layout, unflatten
 from engine.encoder.model import WeightEncoder, encoder_config_from_json
-from engine.errors import InputError
+from engine.diffusion.methods import TRAINING_METHODS
+from engine.errors import EquigenError, InputError, SpecError, clipped, shown
 from engine.functional import Params, params_digest
 from engine.spec import INRSpec
+from engine.tensor_files import check_finite, check_module, json_field, read_header, read_tensors, write_tensors
 
 MODEL_FORMAT = "equigen-model"
 
@@ -105,46 +103,76 @@ def save_model(path: str | os.PathLike, model: WeightDiffusion, half: bool = Fal
 
     tensors = {k: v.detach().to(small if halved(k) else torch.float32).contiguous().clone()
                for k, v in tensors.items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
-    return Path(path)
+    check_finite(tensors, str(path), EquigenError, "; nothing was written (the training or adaptation diverged)")
+    return write_tensors(path, tensors, header)
 
 
 def load_model(path: str | os.PathLike) -> WeightDiffusion:
-    """A model file back, in eval mode; InputError with a hint for anything else."""
+    """A model file back, in eval mode; InputError with a hint for anything else. The header and
+    the tensor shapes it implies are checked before any network is built or tensor read."""
     path = Path(path)
+    where = str(path)
     if not path.is_file():
         raise InputError(f"{path}: no such model file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k).float() for k in f.keys()}
-    except (SafetensorError, OSError) as e:
-        raise InputError(f"{path}: unreadable model file ({e})") from None
+    header, shapes = read_header(path, InputError)
     if header.get("format") != MODEL_FORMAT:
         raise InputError(f"{path}: not an EquiGen model file; make one with 'equigen train'")
-    spec = INRSpec.from_json(header["spec"])
-    method = header["method"]
+    method = header.get("method")
+    if method not in TRAINING_METHODS:
+        raise InputError(f"{path}: damaged model file, unknown method {shown(method)} "
+                         f"(one of {', '.join(TRAINING_METHODS)})")
+    try:
+        spec = INRSpec.from_json(header.get("spec", ""))
+        econf = encoder_config_from_json(header["encoder"]) if header.get("encoder") else None
+        dconf = denoiser_config_from_json(header["denoiser"])
+        layout = token_layout(spec, dconf.token_numbers)
+    except (SpecError, InputError, KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{path}: damaged model file ({clipped(str(e))})") from None
+    if method == "equigen" and econf is None:
+        raise InputError(f"{path}: damaged model file, an equigen model without its encoder")
+    cond_dim = econf.feature_dim if econf is not None else 0
+    if econf is not None:
+        check_module(lambda: WeightEncoder(spec, econf), shapes, "encoder.", where, InputError)
+    check_module(lambda: Denoiser(layout, cond_dim, dconf), shapes, "denoiser.", where, InputError)
+    keys = [k for k, _ in spec.param_shapes()]
+    expected = {"stats.mean": (spec.num_params,), "stats.std": (spec.num_params,)}
+    expected |= {f"init.{k}": (1, *shape) for k, shape in spec.param_shapes()}
+    names = None
+    if "shots" in header:
+        names = json_field(header, "shots", where, list, InputError)
+        if not names or len(names) > 1000 or not all(isinstance(n, str) and len(n) < 1000 for n in names):
+            raise InputError(f"{path}: damaged model file, its shots are not a list of names")
+        expected |= {f"shots.{k}": (len(names), *shape) for k, shape in spec.param_shapes()}
+    optional = {}
+    if econf is not None:
+        optional["feature_scale"] = (econf.feature_dim,)
+        if names is not None:
+            optional["shots.features"] = (len(names), econf.feature_dim)
+    for key, shape in expected.items() | {k: v for k, v in optional.items() if k in shapes}.items():
+        if key not in shapes or shapes[key][0] != shape:
+            raise InputError(f"{path}: damaged model file, tensor {key!r} is missing or not of shape {shape}")
+    meta = json_field(header, "meta", where, dict, InputError, required=False, default={})
+    _, tensors = read_tensors(path, InputError)
+    tensors = {k: v.float() for k, v in tensors.items()}
+    check_finite(tensors, where, InputError)
+    if not bool((tensors["stats.std"] > 0).all()):
+        raise InputError(f"{path}: damaged model file, stats.std is not positive everywhere")
     encoder = None
-    if header.get("encoder"):
-        encoder = WeightEncoder(spec, encoder_config_from_json(header["encoder"]))
+    if econf is not None:
+        encoder = WeightEncoder(spec, econf)
         encoder.load_state_dict(_prefixed(tensors, "encoder."))
         encoder.eval().requires_grad_(False)
-    cond_dim = encoder.config.feature_dim if encoder is not None else 0
-    dconf = denoiser_config_from_json(header["denoiser"])
-    denoiser = Denoiser(token_layout(spec, dconf.token_numbers), cond_dim, dconf)
+    denoiser = Denoiser(layout, cond_dim, dconf)
     denoiser.load_state_dict(_prefixed(tensors, "denoiser."))
     denoiser.eval()
-    keys = [k for k, _ in spec.param_shapes()]
     shots = None
-    if "shots" in header:
-        shots = Shots(json.loads(header["shots"]), {k: tensors[f"shots.{k}"] for k in keys},
-                      tensors.get("shots.features"))
+    if names is not None:
+        shots = Shots(names, {k: tensors[f"shots.{k}"] for k in keys}, tensors.get("shots.features"))
     return WeightDiffusion(
         spec=spec, method=method, denoiser=denoiser, encoder=encoder,
         mean=tensors["stats.mean"], std=tensors["stats.std"],
         init={k: tensors[f"init.{k}"] for k in keys}, feature_scale=tensors.get("feature_scale"),
-        meta=json.loads(header.get("meta", "{}")), shots=shots,
+        meta=meta, shots=shots,
     )
 
 

@@ -21,18 +21,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 import torch.nn.functional as F
 from torch import nn
 
-from engine.atomic import atomic_path
 from engine.encoder.layers import (
     EquivariantLayer, PointwiseNorm, add, invariant_dim, invariant_pool, pointwise,
 )
-from engine.errors import InputError
+from engine.checks import whole
+from engine.errors import InputError, SpecError, clipped
 from engine.functional import Params, forward, image_grid, volume_grid
 from engine.spec import INRSpec
+from engine.tensor_files import check_finite, check_module, json_field, read_header, read_tensors, write_tensors
 
 
 PROBE_LATTICE_3D = 16
@@ -59,6 +58,17 @@ class EncoderConfig:
     # probabilities; see ``encoder_config_from_json``)
     probe_lattice: int = PROBE_LATTICE_3D
     probe_logits: bool = True
+
+    def __post_init__(self):
+        # the upper bounds keep a forged file from building an encoder that fills the memory
+        whole("the encoder's width", self.width, 1, 512)
+        whole("the encoder's depth", self.depth, 1, 32)
+        for name, value in (("feature", self.feature_dim), ("projection", self.proj_dim), ("probe", self.probe_dim)):
+            whole(f"the encoder's {name} size", value, 1, 8192)
+        whole("the probe lattice", self.probe_lattice, 2, 64)
+        for name, value in (("probes", self.probes), ("probe_logits", self.probe_logits)):
+            if not isinstance(value, bool):
+                raise InputError(f"the encoder's {name} setting must be true or false, not {value!r}")
 
 
 class WeightEncoder(nn.Module):
@@ -142,6 +152,8 @@ def probe_count(spec: INRSpec, lattice: int) -> int:
 def encoder_config_from_json(text: str) -> EncoderConfig:
     """An ``EncoderConfig`` from a file header; fields added since read as the older behaviour."""
     fields = json.loads(text)
+    if not isinstance(fields, dict):
+        raise ValueError("the configuration is not a JSON object")
     fields.setdefault("probes", False)  # files from before probe features were pure weight-space
     fields.setdefault("probe_lattice", 10)
     fields.setdefault("probe_logits", False)
@@ -163,31 +175,32 @@ ENCODER_FORMAT = "equigen-encoder"
 
 
 def save_encoder(path: str | os.PathLike, encoder: WeightEncoder, meta: dict | None = None) -> Path:
-    """Weights, spec, config and training metadata in one safetensors file (atomic)."""
+    """Weights, spec, config and training metadata in one sealed safetensors file (atomic)."""
     tensors = {k: v.detach().contiguous() for k, v in encoder.state_dict().items()}
     header = {"format": ENCODER_FORMAT, "spec": encoder.spec.to_json(),
               "config": json.dumps(asdict(encoder.config)), "meta": json.dumps(meta or {}, default=str)}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=header)
-    return Path(path)
+    return write_tensors(path, tensors, header)
 
 
 def load_encoder(path: str | os.PathLike) -> tuple[WeightEncoder, dict]:
-    """An encoder file back as ``(encoder in eval mode, metadata)``."""
+    """An encoder file back as ``(encoder in eval mode, metadata)``; its header and tensor
+    shapes are checked before anything is built."""
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError) as e:
-        raise InputError(f"{path}: unreadable encoder file ({e})") from None
+    header, shapes = read_header(path, InputError)
     if header.get("format") != ENCODER_FORMAT:
         raise InputError(f"{path}: not an EquiGen encoder file; make one with 'equigen pretrain'")
-    spec = INRSpec.from_json(header["spec"])
-    config = encoder_config_from_json(header["config"])
+    try:
+        spec = INRSpec.from_json(header.get("spec", ""))
+        config = encoder_config_from_json(header["config"])
+    except (SpecError, InputError, KeyError, TypeError, ValueError) as e:
+        raise InputError(f"{path}: damaged encoder file ({clipped(str(e))})") from None
+    check_module(lambda: WeightEncoder(spec, config), shapes, "", str(path), InputError)
+    meta = json_field(header, "meta", str(path), dict, InputError, required=False, default={})
+    _, tensors = read_tensors(path, InputError)
+    check_finite(tensors, str(path), InputError)
     enc = WeightEncoder(spec, config)
     enc.load_state_dict(tensors)
     enc.eval()
-    return enc, json.loads(header.get("meta", "{}"))
+    return enc, meta

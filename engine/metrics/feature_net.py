@@ -16,16 +16,14 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
 from torch import nn
 
-from engine.atomic import atomic_path
 from engine.data.dataset import INRDataset
 from engine.data.store import CorpusPaths
 from engine.decode import decode_images
-from engine.errors import InputError
+from engine.errors import EquigenError, InputError
 from engine.progress import Progress, ProgressGen
+from engine.tensor_files import read_tensors, write_tensors
 
 CACHE_NAME = "feature-net.safetensors"
 
@@ -148,14 +146,13 @@ def feature_net_for(root: str | os.PathLike,
     stamp = _stamp(root, config)
     if path.exists():
         try:
-            with safe_open(str(path), framework="pt") as f:
-                meta = dict(f.metadata() or {})
+            meta, tensors = read_tensors(path, InputError)
             if meta.get("stamp") == stamp:
                 info = json.loads(meta["info"])
                 net = FeatureNet(info["classes"], info["size"], config.feature_dim)
-                net.load_state_dict(load_file(str(path)))
+                net.load_state_dict(tensors)
                 return net.eval(), dict(info, cached=True)
-        except (SafetensorError, OSError, KeyError, ValueError):
+        except (EquigenError, KeyError, ValueError, TypeError, RuntimeError):
             pass  # a damaged or foreign cache is simply retrained
     yield Progress("render corpus", 0, 1)
     images, labels, _ = corpus_images(root)
@@ -166,7 +163,5 @@ def feature_net_for(root: str | os.PathLike,
     net, accuracy = yield from train_feature_net(images, labels, classes, config)
     info = {"classes": classes, "size": int(images.shape[-1]), "images": int(len(images)),
             "heldout_accuracy": accuracy, "config": asdict(config)}
-    with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp),
-                  metadata={"stamp": stamp, "info": json.dumps(info)})
+    write_tensors(path, net.state_dict(), {"stamp": stamp, "info": json.dumps(info)})
     return net, dict(info, cached=False)

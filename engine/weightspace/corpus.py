@@ -31,9 +31,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 
-from engine.atomic import atomic_path
+from engine.atomic import remove_stale_temporaries, writable_folder
 from engine.data.build import BuildConfig, _finalise, _item_seed, _plan, make_source
 from engine.data.sources import Item, Source
 from engine.data.store import CorpusPaths, read_jsonl, read_manifest, write_shard
@@ -42,6 +41,7 @@ from engine.functional import image_grid
 from engine.fit.meshes import MeshFitConfig, normalise_mesh, sample_occupancy
 from engine.progress import Progress, ProgressGen, relay
 from engine.spec import INRSpec
+from engine.tensor_files import read_tensors, write_tensors
 from engine.weightspace.structured import (
     BaseConfig, CodeFitConfig, SharedBase, code_quality, fit_together, load_base, save_base, train_base,
 )
@@ -118,16 +118,14 @@ def _sample_chunk(source: Source, spec: INRSpec, rows_in, recipe: StructuredReci
                    "eval_points": stack(2, (n.eval_points, 3), torch.float16),
                    "eval_labels": stack(3, (n.eval_points,), torch.uint8)}
     tensors["plan_index"] = torch.tensor([g for g, _, _ in kept], dtype=torch.long)
-    with atomic_path(path) as tmp:
-        save_file({k: v.contiguous() for k, v in tensors.items()}, str(tmp),
-                  metadata={"skipped": json.dumps(skipped)})
+    write_tensors(path, tensors, {"skipped": json.dumps(skipped)})
 
 
 def load_samples(paths: CorpusPaths, chunks: list[int], spec: INRSpec) -> dict[str, torch.Tensor]:
     """The samples of ``chunks``, concatenated; ``plan_index`` says which plan row each is.
     Images come back as samples too: every item's points are the pixel grid (one shared,
     expanded tensor) and its labels and evaluation labels its pixel values."""
-    parts = [load_file(str(samples_path(paths, c))) for c in chunks]
+    parts = [read_tensors(samples_path(paths, c), InputError)[1] for c in chunks]
     out = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
     if "points" not in out:
         grid = image_grid(spec.grid_size, spec.domain)
@@ -138,8 +136,7 @@ def load_samples(paths: CorpusPaths, chunks: list[int], spec: INRSpec) -> dict[s
 
 def _save_codes(paths: CorpusPaths, codes: torch.Tensor, fitted: torch.Tensor) -> None:
     """Every plan row's code ``(N, D)`` and whether it has one yet ``(N,)``."""
-    with atomic_path(codes_path(paths)) as tmp:
-        save_file({"codes": codes.contiguous(), "fitted": fitted.contiguous()}, str(tmp))
+    write_tensors(codes_path(paths), {"codes": codes, "fitted": fitted})
 
 
 def build_structured_corpus(config: BuildConfig, out: str | Path,
@@ -152,7 +149,7 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
     if config.init_mode != "structured":
         raise InputError("build_structured_corpus needs init_mode 'structured'")
     t0 = time.perf_counter()
-    paths = CorpusPaths(Path(out))
+    paths = CorpusPaths(writable_folder(out, create=False))
     source = make_source(config)
     if source.dimension not in ("2d", "3d"):
         raise InputError("the structured weight space is fitted to meshes or images, not to ready-made INRs")
@@ -161,6 +158,8 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
         raise InputError("a structured 3D corpus needs the points to sample around each mesh (recipe.samples)")
     yield Progress("plan", 0, 1, "listing items")
     _plan(source, config, paths)
+    for folder in (paths.shards, paths.root / "samples", paths.root):  # what a killed build left half-written
+        remove_stale_temporaries(folder)
     manifest = read_manifest(paths.root)
     spec = INRSpec.from_dict(manifest["spec"])
     plan = read_jsonl(paths.plan)
@@ -190,7 +189,7 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
         save_base(base_path(paths), base, {"train": summary, "corpus": str(paths.root)})
         ckpt.unlink(missing_ok=True)
     base, _ = load_base(base_path(paths))
-    stored = load_file(str(codes_path(paths)))
+    stored = read_tensors(codes_path(paths), InputError)[1]
     codes, fitted = stored["codes"], stored["fitted"]
     position = {int(g): i for i, g in enumerate(samples["plan_index"])}
     # items fitted into the base one class at a time, as a user's shots are (``fit_together``);
@@ -245,7 +244,7 @@ def load_structured(root: str | Path, split: str = "source") -> tuple[SharedBase
     if manifest.get("status") != "complete":
         raise InputError(f"{root}: the corpus is not finished; run the same build command again")
     base, _ = load_base(base_path(paths))
-    codes = load_file(str(codes_path(paths)))["codes"]
+    codes = read_tensors(codes_path(paths), InputError)[1]["codes"]
     plan = read_jsonl(paths.plan)
     done = {r["item"] for r in read_jsonl(paths.index)}
     rows = [(g, r) for g, r in enumerate(plan) if r["split"] == split and r["item"] in done]

@@ -35,15 +35,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
 
-from engine.atomic import atomic_path
 from engine.training import TrainingRun, set_lr, warmup_cosine
-from engine.errors import InputError
+from engine.errors import InputError, SpecError, clipped
 from engine.functional import Params, positional_encoding
 from engine.progress import Progress, ProgressGen
 from engine.spec import INRSpec
+from engine.tensor_files import check_finite, check_module, json_field, read_header, read_tensors, write_tensors
 
 
 @dataclass(frozen=True)
@@ -83,6 +81,9 @@ class CodeFitConfig:
     together_lr: float = 1e-2
 
 
+MAX_RANK = 512  # per-layer factors; the recipes use 8 (2D) and 16 (3D)
+
+
 class SharedBase(torch.nn.Module):
     """The shared part: the hidden layers' weights ``W_l`` and patterns ``B_l``, and the mean code.
 
@@ -95,6 +96,8 @@ class SharedBase(torch.nn.Module):
         super().__init__()
         if spec.out_dim != 1 or (spec.activation, spec.output) not in (("relu", "occupancy_logit"), ("sine", "intensity")):
             raise ValueError("the structured space is built for ReLU occupancy and SIREN intensity specs with one output")
+        if not 0 < rank <= MAX_RANK:
+            raise ValueError(f"the shared part's rank must be 1 to {MAX_RANK}, not {rank}")
         self.spec = spec
         self.rank = rank
         widths = spec.widths
@@ -344,9 +347,7 @@ BASE_FORMAT = "equigen-shape-base"
 def save_base(path: str | os.PathLike, base: SharedBase, meta: dict | None = None) -> Path:
     """Write the shared part to a safetensors file atomically (spec and sizes in the header)."""
     header = {"format": BASE_FORMAT, "spec": base.spec.to_json(), "meta": json.dumps(meta or {}, default=str)}
-    with atomic_path(path) as tmp:
-        save_file(base.state(), str(tmp), metadata=header)
-    return Path(path)
+    return write_tensors(path, base.state(), header)
 
 
 def base_from_tensors(spec: INRSpec, tensors: dict[str, torch.Tensor]) -> SharedBase:
@@ -367,15 +368,16 @@ def load_base(path: str | os.PathLike) -> tuple[SharedBase, dict]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such shape-base file")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            header = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except (SafetensorError, OSError) as e:
-        raise InputError(f"{path}: unreadable shape-base file ({e})") from None
+    header, shapes = read_header(path, InputError)
     if header.get("format") != BASE_FORMAT:
         raise InputError(f"{path}: not a shape-base file")
     try:
-        return base_from_tensors(INRSpec.from_json(header["spec"]), tensors), json.loads(header.get("meta", "{}"))
-    except (ValueError, KeyError) as e:
-        raise InputError(f"{path}: {e}") from None
+        spec = INRSpec.from_json(header.get("spec", ""))
+        rank = shapes["patterns.0"][0][1]
+        check_module(lambda: SharedBase(spec, rank), shapes, "", str(path), InputError)
+    except (SpecError, KeyError, IndexError, ValueError) as e:
+        raise InputError(f"{path}: damaged shape-base file ({clipped(str(e))})") from None
+    meta = json_field(header, "meta", str(path), dict, InputError, required=False, default={})
+    _, tensors = read_tensors(path, InputError)
+    check_finite(tensors, str(path), InputError)
+    return base_from_tensors(spec, tensors), meta
