@@ -6,6 +6,7 @@ functions. Nothing here prints or touches Qt.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -14,6 +15,8 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
+from engine.atomic import remove_stale_temporaries, writable_file, writable_folder
+from engine.checks import seed, whole
 from engine.decode import extract_mesh, mesh_or_none, render_image
 from engine.errors import EquigenError, InputError
 from engine.export import export_mesh, export_png, mesh_format
@@ -36,6 +39,9 @@ class InitChoice:
 
     seed: int = 0
     file: str | None = None
+
+    def __post_init__(self):
+        seed("the initial weights' seed", self.seed)
 
     def params(self, spec: INRSpec) -> tuple[Params, str]:
         """The initial weights ``(1, *shape)`` for ``spec`` and an id recorded in metadata."""
@@ -83,16 +89,26 @@ def input_kind(path: str | os.PathLike) -> str:
 
 
 def _output_paths(inputs: Sequence[Path], out_dir: Path) -> list[Path]:
+    """One ``<stem>.safetensors`` per input in ``out_dir``; a name already taken there (by an
+    earlier run) or by another input gets ``-2``, ``-3``, ...: fitting never replaces a file."""
     used: set[str] = set()
     outs = []
     for p in inputs:
-        name, k = p.stem, 1
-        while name in used:
-            name = f"{p.stem}_{k}"
-            k += 1
+        name, k = p.stem, 2
+        while name in used or (out_dir / f"{name}.safetensors").exists():
+            name, k = f"{p.stem}-{k}", k + 1
         used.add(name)
         outs.append(out_dir / f"{name}.safetensors")
     return outs
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (read in 1 MB blocks)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def fit_files(
@@ -104,10 +120,12 @@ def fit_files(
     image_spec: INRSpec = MNIST_SIREN,
     mesh_spec: INRSpec = HD_OCCUPANCY,
 ) -> ProgressGen[list[FitReport]]:
-    """Fit one INR per image or mesh file and write ``out_dir/<stem>.safetensors``.
+    """Fit one INR per image or mesh file and write ``out_dir/<stem>.safetensors`` (a taken
+    name gets ``-2``, ``-3``, ...; each file records its source's full path and SHA-256).
 
-    Every input is read before any fitting starts, so a bad file fails fast. Files are written
-    batch by batch: a cancel keeps the batches already finished.
+    The output folder and every input are checked before any fitting starts, so a bad file or
+    an unwritable folder fails fast. Files are written batch by batch: a cancel keeps the
+    batches already finished.
     """
     paths = [Path(p) for p in inputs]
     if not paths:
@@ -116,11 +134,12 @@ def fit_files(
     if "inr" in kinds:
         bad = paths[kinds.index("inr")]
         raise InputError(f"{bad}: already an INR; use 'equigen convert' or 'equigen info' on it")
-    out_dir = Path(out_dir)
-    outs = dict(zip(paths, _output_paths(paths, out_dir)))
+    out_dir = writable_folder(out_dir)
+    outs = _output_paths(paths, out_dir)
     images = [(p, to_frame(load_gray(p), image_spec.grid_size, image_config.invert))
               for p, k in zip(paths, kinds) if k == "image"]
-    meshes = [(p, normalise_mesh(load_mesh(p))) for p, k in zip(paths, kinds) if k == "mesh"]
+    images = [(p, frame, o) for (p, frame), o in zip(images, [o for o, k in zip(outs, kinds) if k == "image"])]
+    meshes = [(p, normalise_mesh(load_mesh(p)), o) for p, k, o in zip(paths, kinds, outs) if k == "mesh"]
     total = len(paths)
     reports: list[FitReport] = []
 
@@ -128,11 +147,11 @@ def fit_files(
         params, init_id = init.params(image_spec)
         for s in range(0, len(images), image_config.batch_size):
             batch = images[s : s + image_config.batch_size]
-            frames = np.stack([f for _, f in batch])
+            frames = np.stack([f for _, f, _ in batch])
             outcome = yield from relay(
                 fit_images(frames, params, image_spec, image_config), "fit", len(reports), total
             )
-            reports += _write(image_spec, outcome, batch, outs, "psnr_db", "image", init_id,
+            reports += _write(image_spec, outcome, batch, "psnr_db", "image", init_id,
                               params_digest(params))
             yield Progress("fit", len(reports), total, f"wrote {len(reports)} of {total}")
 
@@ -140,23 +159,26 @@ def fit_files(
         params, init_id = init.params(mesh_spec)
         for s in range(0, len(meshes), mesh_config.batch_size):
             batch = meshes[s : s + mesh_config.batch_size]
-            outcome = yield from relay(fit_meshes([m for _, m in batch], params, mesh_spec, mesh_config,
-                                                  [mesh_config.seed + s + i for i in range(len(batch))]),
+            outcome = yield from relay(fit_meshes([m for _, m, _ in batch], params, mesh_spec, mesh_config,
+                                                  [mesh_config.seed + s + i for i in range(len(batch))],
+                                                  names=[str(p) for p, _, _ in batch]),
                                        None, len(reports), total)
-            reports += _write(mesh_spec, outcome, batch, outs, "iou", "mesh", init_id,
+            reports += _write(mesh_spec, outcome, batch, "iou", "mesh", init_id,
                               params_digest(params))
             yield Progress("fit", len(reports), total, f"wrote {len(reports)} of {total}")
     return reports
 
 
-def _write(spec, outcome: FitOutcome, batch, outs, metric: str, kind: str, init_id: str, init_sha: str):
-    metas = [{"source": p.name, "source_kind": kind, "init": init_id, "init_sha": init_sha} for p, _ in batch]
+def _write(spec, outcome: FitOutcome, batch, metric: str, kind: str, init_id: str, init_sha: str):
+    """Save each ``(input, data, output path)`` of ``batch`` with its fit."""
+    metas = [{"source": p.name, "source_path": str(p.resolve()), "source_sha256": file_sha256(p),
+              "source_kind": kind, "init": init_id, "init_sha": init_sha} for p, _, _ in batch]
     inrs = outcome_to_inrs(spec, outcome, metas, metric)
     reports = []
-    for (p, _), inr in zip(batch, inrs):
-        save_inr(outs[p], inr)
+    for (p, _, out), inr in zip(batch, inrs):
+        save_inr(out, inr)
         reports.append(FitReport(
-            input=str(p), output=str(outs[p]), spec=spec.name, metric=metric,
+            input=str(p), output=str(out), spec=spec.name, metric=metric,
             quality=inr.meta[metric], reached_target=inr.meta["fit_reached_target"],
             steps=inr.meta["fit_steps"], seconds=inr.meta["fit_seconds"],
         ))
@@ -165,7 +187,11 @@ def _write(spec, outcome: FitOutcome, batch, outs, metric: str, kind: str, init_
 
 def render_to_png(inr: INR, out: str | os.PathLike, size: int = 256, resolution: int = 128,
                   continuous: bool = False) -> Path:
-    """2D INR → its image; 3D INR → an off-screen shaded render of its mesh. Writes a PNG."""
+    """2D INR → its image; 3D INR → an off-screen shaded render of its mesh. Writes a PNG of
+    ``size`` (8 to 4096) pixels a side; ``resolution`` (16 to 512) is the 3D marching-cubes grid."""
+    whole("the image size in pixels", size, 8, 4096)
+    whole("the mesh resolution", resolution, 16, 512)
+    writable_file(out)
     if inr.spec.in_dim == 2:
         return export_png(render_image(inr, size, continuous), out)
     from engine.render import render_mesh  # VTK loads only when a 3D render is asked for
@@ -174,8 +200,11 @@ def render_to_png(inr: INR, out: str | os.PathLike, size: int = 256, resolution:
 
 
 def mesh_to_file(inr: INR, out: str | os.PathLike, resolution: int = 128) -> trimesh.Trimesh:
-    """Extract a 3D INR's mesh and write it in the format of ``out``'s extension."""
+    """Extract a 3D INR's mesh (``resolution`` 16 to 512) and write it in the format of
+    ``out``'s extension."""
     mesh_format(out)  # refuse an unknown extension before the work
+    whole("the mesh resolution", resolution, 16, 512)
+    writable_file(out)
     mesh = extract_mesh(inr, resolution)
     export_mesh(mesh, out)
     return mesh
@@ -185,6 +214,7 @@ def convert_file(src: str | os.PathLike, out: str | os.PathLike) -> INR:
     """Import a DWSNets/HyperDiffusion ``.pth`` (or re-save any INR) as ``.safetensors``."""
     if Path(out).suffix.lower() != ".safetensors":
         raise InputError(f"{out}: the output must end in .safetensors")
+    writable_file(out)
     inr = load_inr(src)
     save_inr(out, inr)
     return inr
@@ -298,8 +328,8 @@ def export_shapes(shapes: Sequence[tuple[str, INR]], folder: str | os.PathLike,
     ``name.safetensors`` with ``options.with_inr``. Existing files are never replaced: a taken
     name gets ``-2``, ``-3``, ... ``apart``: in helper processes (marching cubes and mesh writing
     hold the GIL ~0.2 s a shape). Returns the paths written."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = writable_folder(folder)
+    remove_stale_temporaries(folder)  # what an export killed mid-write left
     jobs, taken = [], set()
     for name, inr in shapes:
         suffixes = [".png" if inr.spec.in_dim == 2 else options.mesh_ext] + ([".safetensors"] if options.with_inr else [])

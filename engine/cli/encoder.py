@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.cli.common import ProgressLine, add_json_flag, distributed, emit
+from engine.cli.common import ProgressLine, add_json_flag, add_overwrite_flag, distributed, emit, training_output
 from engine.domains import IMAGES, SHAPES
 from engine.overrides import with_fields
 from engine.progress import drive
@@ -10,6 +10,7 @@ from engine.progress import drive
 def cmd_pretrain(args) -> None:
     from engine.encoder.pretrain import PretrainConfig, pretrain
 
+    training_output(args)
     cfg = with_fields(PretrainConfig(), {
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
         "max_minutes": args.minutes, "precision": args.precision, "positives": args.positives,
@@ -48,6 +49,7 @@ def add_parsers(sub) -> None:
     sp = sub.add_parser("pretrain", help="contrastive pre-training of the equivariant encoder")
     sp.add_argument("--data", required=True, help="corpus folder (its source split is used)")
     sp.add_argument("--out", required=True, help="encoder .safetensors (resumes from OUT.ckpt)")
+    add_overwrite_flag(sp)
     sp.add_argument("--epochs", type=int, default=None)
     sp.add_argument("--batch-size", type=int, default=None)
     sp.add_argument("--width", type=int, default=None, help="channels of the equivariant layers")

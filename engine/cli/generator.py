@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from engine.cli.common import ProgressLine, add_json_flag, distributed, emit
+from engine.cli.common import ProgressLine, add_json_flag, add_overwrite_flag, distributed, emit, output_file, training_output
 from engine.diffusion.methods import GENERATION_METHODS
 from engine.errors import InputError
 from engine.overrides import with_fields
@@ -46,6 +46,7 @@ def cmd_train(args) -> None:
     from engine.diffusion.train import TrainConfig, train
     from engine.weightspace.corpus import is_structured
 
+    training_output(args)
     if is_structured(args.data):
         return _train_structured(args)
     if args.field_weight is not None:
@@ -108,6 +109,7 @@ def _train_help(field: str, raw_field: str | None = None) -> str:
 def cmd_adapt(args) -> None:
     from engine.diffusion.pipeline import adapt_to_files, load_generator, save_generator
 
+    output_file(args, args.out)
     model = load_generator(args.model)
     cfg = _adapt_config(model, args)
     bar = ProgressLine(not args.json)
@@ -124,9 +126,12 @@ def cmd_generate(args) -> None:
     from engine.diffusion.generate import GenerateConfig
     from engine.diffusion.pipeline import adapt_to_files, generate_files, load_generator
 
-    model = load_generator(args.model)
+    from engine.atomic import writable_folder
+
     cfg = GenerateConfig(n=args.n, diversity=args.diversity, seed=args.seed, method=args.method,
                          steps=args.steps, guidance=args.guidance, blend=tuple(args.blend) if args.blend else None)
+    writable_folder(args.out, create=False)
+    model = load_generator(args.model)
     fmt = args.format or ("png" if model.spec.in_dim == 2 else "obj")
     bar = ProgressLine(not args.json)
     t0 = time.perf_counter()
@@ -158,6 +163,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("--data", required=True, help="corpus folder (shared-init; its source split is used)")
     sp.add_argument("--encoder", default=None, help="pre-trained encoder (equigen method)")
     sp.add_argument("--out", required=True, help="model .safetensors (resumes from OUT.ckpt)")
+    add_overwrite_flag(sp)
     sp.add_argument("--method", choices=["equigen", "hyperdiffusion"], default=None)
     sp.add_argument("--steps", type=int, default=None, help=_train_help("steps"))
     sp.add_argument("--batch-size", type=int, default=None, help=_train_help("batch_size"))
@@ -188,6 +194,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("--model", required=True)
     sp.add_argument("shots", nargs="+", metavar="SHOT", help="images, meshes or INR files")
     sp.add_argument("--out", required=True, help="adapted model .safetensors")
+    add_overwrite_flag(sp)
     sp.add_argument("--steps", type=int, default=None,
                     help=f"fine-tuning steps (default: the model's recipe; {_adapt_steps_help()})")
     sp.add_argument("--lr", type=float, default=None)
@@ -203,7 +210,8 @@ def add_parsers(sub) -> None:
     sp.add_argument("-n", type=int, default=16)
     sp.add_argument("--diversity", type=float, default=0.5, help="0 = at the shots, 1 = most varied")
     sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--out", required=True,
+                    help="output folder; samples are numbered on from those already there (nothing is replaced)")
     sp.add_argument("--format", default=None, help="png obj ply stl glb safetensors (default png/obj)")
     sp.add_argument("--resolution", type=int, default=128, help="3D: marching-cubes resolution")
     sp.add_argument("--method", default=None, choices=GENERATION_METHODS,

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from engine.checks import at_least, one_of
+from engine.atomic import remove_stale_temporaries, writable_folder
+from engine.checks import at_least, one_of, seed
 from engine.data.sources import (
     FashionMnistSource, Glyph3DSource, GlyphSource, ImageFolderSource, InrFolderSource, Item,
     MeshFolderSource, Shapes3DSource, Source, default_targets,
@@ -75,6 +76,7 @@ class BuildConfig:
         at_least("items per class", self.per_class, 1, optional=True)
         at_least("shapes per family", self.count, 1)
         at_least("items per chunk", self.chunk_size, 1, optional=True)
+        seed("the build seed", self.seed)
         if self.kind in ("images", "meshes", "inrs") and not self.root:
             raise InputError(f"building '{self.kind}' needs a root folder with one subfolder per class")
         if self.kind == "inrs" and max(self.inits, self.target_inits or 1) > 1:
@@ -192,7 +194,7 @@ def build_corpus(
 
     config = config.with_domain_fits()
     t0 = time.perf_counter()
-    paths = CorpusPaths(Path(out))
+    paths = CorpusPaths(writable_folder(out, create=False))
     source = make_source(config)
     problem = None
     if rank == 0:
@@ -209,6 +211,7 @@ def build_corpus(
     spec = INRSpec.from_dict(manifest["spec"])
     plan = read_jsonl(paths.plan)
     n_chunks = manifest["chunks"]
+    remove_stale_temporaries(paths.shards)  # what a killed build left half-written
     shared = load_inr(paths.init).batched() if paths.init.exists() else None
     mine = [c for c in range(n_chunks) if c % world == rank]
     todo = [c for c in mine if not paths.shard(c).exists()]

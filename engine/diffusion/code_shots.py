@@ -20,7 +20,7 @@ from engine.diffusion.shots import checked_shot_paths
 from engine.domains import domain_of
 from engine.errors import InputError
 from engine.fit.images import load_gray, to_frame
-from engine.fit.meshes import MeshFitConfig, load_mesh, normalise_mesh, sample_meshes
+from engine.fit.meshes import MeshFitConfig, check_encloses_volume, load_mesh, normalise_mesh, sample_meshes
 from engine.functional import image_grid
 from engine.inr_io import INR, load_inr
 from engine.progress import ProgressGen, relay
@@ -92,6 +92,8 @@ def load_code_shots(model: CodeDiffusion, paths: list[str | os.PathLike],
         else:
             drawn = yield from sample_meshes([m for _, m in todo], spec, samples,
                                              [fit.seed + j for j in range(len(todo))], "sample shots")
+            for (i, _), sample in zip(todo, drawn):
+                check_encloses_volume(sample, str(paths[i]))
             pts = torch.from_numpy(np.stack([s.points for s in drawn]))
             lab = torch.from_numpy(np.stack([s.labels for s in drawn]))
             ev = torch.from_numpy(np.stack([s.eval_points for s in drawn]))

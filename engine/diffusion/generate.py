@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from engine.checks import seed, whole
 from engine.diffusion.methods import GENERATION_METHODS, check_method, method_named
 from engine.diffusion.model_file import Shots, WeightDiffusion
 from engine.diffusion.schedule import Schedule
@@ -62,10 +63,9 @@ class GenerateConfig:
     def __post_init__(self):
         if self.method is not None:
             method_named(self.method)
-        if self.n < 1:
-            raise InputError(f"the number of samples must be at least 1, got {self.n}")
-        if self.steps < 1:
-            raise InputError(f"sampling needs at least one denoising step, got {self.steps}")
+        whole("the number of samples", self.n, 1, 10_000)
+        whole("the denoising steps", self.steps, 1, 1000)
+        seed("the sampling seed", self.seed)
         if not (math.isfinite(self.diversity) and 0 <= self.diversity <= 1):
             raise InputError(f"diversity must be between 0 and 1, got {self.diversity}")
         if self.guidance is not None and not (math.isfinite(self.guidance) and 0 <= self.guidance <= 20):

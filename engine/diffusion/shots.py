@@ -83,7 +83,8 @@ def load_shots(model: WeightDiffusion, paths: list[str | os.PathLike],
         fitted |= {i: {k: v[j : j + 1] for k, v in out.params.items()} for j, (i, _) in enumerate(frames)}
     if meshes:
         out = yield from fit_meshes([m for _, m in meshes], model.init, spec, mesh_config,
-                                    [mesh_config.seed + j for j in range(len(meshes))], "fit shots")
+                                    [mesh_config.seed + j for j in range(len(meshes))], "fit shots",
+                                    names=[str(paths[i]) for i, _ in meshes])
         fitted |= {i: {k: v[j : j + 1] for k, v in out.params.items()} for j, (i, _) in enumerate(meshes)}
     params = concat([fitted[i] for i in range(len(paths))])
     return Shots(names=[p.name for p in paths], params={k: v.detach().float() for k, v in params.items()},

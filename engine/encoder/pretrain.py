@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from engine.checks import at_least, one_of, positive
+from engine.checks import at_least, one_of, positive, seed
 from engine.checkpoint import checkpoint_path
 from engine.data.dataset import INRDataset
 from engine.data.store import read_stats
@@ -94,6 +94,7 @@ class PretrainConfig:
         at_least("the class group size", self.class_group, 1)
         positive("the pre-training time limit", self.max_minutes, optional=True)
         at_least("the checkpoint interval", self.checkpoint_every, 1)
+        seed("the pre-training seed", self.seed)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -17,7 +17,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from engine.checks import at_least, one_of, positive
-from engine.errors import InputError
+from engine.errors import InputError, clipped
 from engine.fit.loop import FitOutcome, LoopConfig, fit_loop
 from engine.functional import Params, forward, image_grid, repeat_params
 from engine.inr_io import INR
@@ -45,35 +45,71 @@ class ImageFitConfig:
         one_of("inversion", self.invert, ("auto", "yes", "no"))
 
 
+MAX_PIXELS = 4096 * 4096  # decoded at most: RGBA 64 MB; a larger JPEG is decoded smaller (draft)
+WORK_SIDE = 1024  # images are brought down to this side before the float conversion (frames are 28²)
+
+
 def load_gray(path: str | os.PathLike) -> np.ndarray:
-    """Read any image file as grey values in [0, 1], ``(H, W)`` float32.
+    """Read any image file as grey values in [0, 1], ``(H, W)`` float32, at most 1024 a side.
 
     Transparent images are composited onto the background that contrasts with their content, so
-    a dark drawing on a transparent sheet keeps its shape.
+    a dark drawing on a transparent sheet keeps its shape. An image of more than 16 megapixels is
+    refused before it is decoded, unless its format can decode at a smaller scale (JPEG).
     """
     path = Path(path)
     try:
         with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                im.draft("RGB" if im.mode not in ("L", "1") else "L", (WORK_SIDE, WORK_SIDE))
+            if im.width * im.height > MAX_PIXELS:
+                raise InputError(f"{path}: the image is {im.width} × {im.height} pixels, more than the "
+                                 f"{MAX_PIXELS // 2**20} megapixels fitting reads; scale it down first")
             im = ImageOps.exif_transpose(im)
             im.load()
+            im = _reduced(im)
     except FileNotFoundError:
         raise InputError(f"{path}: no such file") from None
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise InputError(f"{path}: not a readable image ({e})") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError, SyntaxError) as e:
+        raise InputError(f"{path}: not a readable image ({clipped(str(e)) or type(e).__name__})") from None
     if im.width == 0 or im.height == 0:
         raise InputError(f"{path}: the image is empty")
-    return image_to_gray(im)
+    gray = image_to_gray(im)
+    if not np.isfinite(gray).all():
+        raise InputError(f"{path}: the image holds NaN or infinite pixel values")
+    return gray
+
+
+def _reduced(im: Image.Image) -> Image.Image:
+    """``im`` shrunk by a whole factor to at most ``WORK_SIDE`` a side (box filter)."""
+    factor = -(-max(im.width, im.height) // WORK_SIDE)
+    if factor <= 1:
+        return im
+    try:
+        return im.reduce(factor)
+    except (ValueError, NotImplementedError):  # modes reduce() does not take (P, 1, I;16)
+        return im.convert("RGBA" if "A" in im.getbands() or "transparency" in im.info else "L").reduce(factor)
 
 
 def image_to_gray(im: Image.Image) -> np.ndarray:
-    """PIL image of any mode → ``(H, W)`` float32 grey in [0, 1]."""
+    """PIL image of any mode → ``(H, W)`` float32 grey in [0, 1].
+
+    Integer modes are read on their own scale (8 or 16 bits). Float images ("F", e.g. TIFFs) are
+    read as they are when they lie in [0, 1], else on the 8- or 16-bit scale their maximum
+    suggests; NaNs stay NaN for the caller to refuse.
+    """
     if im.mode in ("I;16", "I;16B", "I;16L", "I;16N"):
         a = np.asarray(im, dtype=np.float32) / 65535.0
         return np.clip(a, 0.0, 1.0)
     if im.mode in ("I", "F"):
         a = np.asarray(im, dtype=np.float32)
-        hi = 65535.0 if a.max() > 255 else 255.0
-        return np.clip(a / hi, 0.0, 1.0)
+        if not np.isfinite(a).all():
+            return a
+        top = float(a.max()) if a.size else 0.0
+        if im.mode == "F" and top <= 1.0:
+            scale = 1.0
+        else:
+            scale = 255.0 if top <= 255 else 65535.0 if top <= 65535 else top
+        return np.clip(a / scale, 0.0, 1.0)
     if im.mode == "P":
         im = im.convert("RGBA")
     if im.mode in ("RGBA", "LA", "PA") or "transparency" in im.info:

@@ -75,6 +75,21 @@ class OccupancySamples:
     eval_labels: np.ndarray  # (E,)
 
 
+MAX_FACES = 5_000_000  # a mesh of this many triangles takes ~2 GB to label by winding numbers
+
+
+def check_encloses_volume(samples: OccupancySamples, name: str) -> None:
+    """InputError unless the mesh the samples label has an inside and an outside: a flat or
+    degenerate mesh labels every point outside, and its fit would be an empty shape scored
+    IoU 1."""
+    inside_share = float(np.concatenate([samples.labels, samples.eval_labels]).mean())
+    if inside_share == 0.0:
+        raise InputError(f"{name}: the mesh encloses no volume (it is flat, degenerate or its surface has no "
+                         "inside); give a solid or closed mesh")
+    if inside_share == 1.0:
+        raise InputError(f"{name}: the mesh's inside fills the whole domain; check that it is a closed surface")
+
+
 def load_mesh(path: str | os.PathLike) -> trimesh.Trimesh:
     """Read OBJ/PLY/STL/OFF/GLB as one triangle mesh (a scene's parts are concatenated)."""
     path = Path(path)
@@ -86,6 +101,16 @@ def load_mesh(path: str | os.PathLike) -> trimesh.Trimesh:
         raise InputError(f"{path}: not a readable mesh ({str(e).splitlines()[0][:120] or type(e).__name__})") from None
     if not isinstance(loaded, trimesh.Trimesh) or len(loaded.faces) == 0:
         raise InputError(f"{path}: the file holds no triangles (point clouds are not supported)")
+    if len(loaded.faces) > MAX_FACES:
+        raise InputError(f"{path}: {len(loaded.faces):,} triangles is more than the {MAX_FACES:,} fitting "
+                         "reads; decimate the mesh first")
+    if not np.isfinite(loaded.vertices).all():
+        raise InputError(f"{path}: the mesh has NaN or infinite vertex coordinates")
+    if loaded.faces.min() < 0 or loaded.faces.max() >= len(loaded.vertices):
+        raise InputError(f"{path}: the mesh's triangles name vertices it does not have")
+    extent = loaded.vertices.max(0) - loaded.vertices.min(0)
+    if not (extent > 0).any():
+        raise InputError(f"{path}: the mesh is degenerate (all vertices at one point)")
     return loaded
 
 
@@ -194,18 +219,21 @@ def fit_occupancy(
 
 
 def fit_meshes(meshes: list[trimesh.Trimesh], init: Params, spec: INRSpec, config: MeshFitConfig,
-               seeds: list[int], stage: str = "fit") -> ProgressGen[FitOutcome]:
+               seeds: list[int], stage: str = "fit", names: list[str] | None = None) -> ProgressGen[FitOutcome]:
     """Sample and fit normalised meshes, ``config.batch_size`` at a time: the one way the studio,
     ``equigen fit`` and a model's shots turn meshes into INRs. Corpus builds run the same two
     steps (``sample_occupancy``, ``fit_occupancy``) in their own processes, reusing the samples
     for every initialisation. ``init``: one weight set ``(1, *shape)``; ``seeds``: one sampling
-    seed per mesh. Returns one outcome for all."""
+    seed per mesh; ``names``: what messages call each mesh (its file). A mesh that encloses no
+    volume is refused (``check_encloses_volume``). Returns one outcome for all."""
     from engine.functional import concat
 
     outcomes = []
     for s in range(0, len(meshes), config.batch_size):
         part = meshes[s:s + config.batch_size]
         samples = yield from relay(sample_meshes(part, spec, config, seeds[s:s + len(part)]), "sample", s, len(meshes))
+        for i, sample in enumerate(samples):
+            check_encloses_volume(sample, names[s + i] if names else f"mesh {s + i + 1}")
         outcomes.append((yield from relay(fit_occupancy(samples, init, spec, config), stage)))
     return FitOutcome(params=concat([o.params for o in outcomes]),
                       quality=torch.cat([o.quality for o in outcomes]),
