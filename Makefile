@@ -2,7 +2,7 @@
 # `make test` installs everything and runs the test suite.
 PY := .venv/bin/python
 
-.PHONY: install run test test-fast bench examples
+.PHONY: install run test test-fast test-packaging desktop install-desktop bench examples
 
 install:
 	bash packaging/install.sh
@@ -18,6 +18,18 @@ test: install
 # the everyday subset: everything but the end-to-end runs marked slow (about half the time)
 test-fast: install
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow" tests
+
+# on demand (minutes): the wheel built, installed in a fresh venv elsewhere and run
+test-packaging: install
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m packaging tests/test_packaging.py
+
+# the one-folder desktop build in dist/equigen-studio, proved with --self-test under Xvfb
+desktop: install
+	bash packaging/build.sh
+
+# per-user launcher, icons and file types (the desktop build when it exists, else .venv)
+install-desktop:
+	bash packaging/linux/install-desktop.sh
 
 bench: install
 	.venv/bin/equigen bench speed --repeats 3

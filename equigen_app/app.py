@@ -8,6 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QApplication
 
 from engine.bundled import examples_dir
@@ -50,49 +51,38 @@ def run(argv: list[str] | None = None) -> int:
     """Start the studio on the last session; files on the command line are added as references,
     and a first session starts with the bundled examples.
 
-    ``--self-test`` starts a fresh session in a temporary data dir, opens the bundled examples
-    and, when a model is bundled, generates four shapes from the references of its kind; it
-    quits with status 0 only if every file showed and the generation worked. CI uses it to prove
-    the installed app works on its default content.
+    ``--self-test`` starts a fresh session in a temporary data dir and runs
+    ``equigen_app.self_test``: the bundled examples, both bundled models, an example pack, an
+    export; status 0 only when every step worked. CI and the desktop build use it to prove the
+    installed app works on its bundled content.
     """
     argv = list(sys.argv if argv is None else argv)
     self_test = "--self-test" in argv
-    files = [a for a in argv[1:] if a != "--self-test"]
+    # --quit-when-ready: quit once the window shows its first content (cold-start timing)
+    quit_when_ready = "--quit-when-ready" in argv
+    files = [a for a in argv[1:] if a not in ("--self-test", "--quit-when-ready")]
     setup_logging()
     warm_imports()
     app = QApplication.instance() or QApplication(argv[:1])
     app.setApplicationName(APP_NAME)
-    data_dir = tempfile.mkdtemp(prefix="equigen-self-test-") if self_test else None
+    data_dir = tempfile.mkdtemp(prefix="equigen-self-test-") if self_test or quit_when_ready else None
     window = MainWindow(data_dir=data_dir)
     window.show()
     if not files and len(window.state.references) == 0 and len(window.state.results) == 0:
         files = [str(p) for p in bundled_examples()]
     if self_test:
-        stage = {"opened": False}
+        if not files:
+            print(f"self-test: no bundled examples found in {EXAMPLES_DIR}")
+            return 1
+        from equigen_app.self_test import SelfTest
 
-        def report() -> None:
-            shown = len(window.state.references)
-            if not stage["opened"]:
-                stage["opened"] = True
-                ok = shown == len(files) and not window.last_problems
-                print(f"self-test: {shown} of {len(files)} shapes shown; "
-                      f"problems: {window.last_problems or 'none'}")
-                if ok and window.generator is not None:
-                    window.panel.count.setValue(4)
-                    window.generate()  # adapt the bundled model to the references of its kind, sample 4
-                    if window.busy:
-                        return
-                app.exit(0 if ok and window.generator is None else 1)
-                return
-            made = len(window.state.results)
-            print(f"self-test: generated {made} of 4 with {window.generator.model_path.name}; "
-                  f"problems: {window.last_problems or 'none'}")
-            app.exit(0 if made == 4 and not window.last_problems else 1)
-
-        window.task_finished.connect(report)
+        test = SelfTest(app, window, files)
+        test.start()
+        return app.exec()
+    if quit_when_ready:
+        window.task_finished.connect(lambda: app.exit(0))
+        if not files:
+            QTimer.singleShot(0, lambda: app.exit(0))
     if files:
         window.open_paths(files)
-    elif self_test:
-        print(f"self-test: no bundled examples found in {EXAMPLES_DIR}")
-        return 1
     return app.exec()

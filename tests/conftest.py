@@ -16,6 +16,17 @@ torch.set_num_threads(min(2, torch.get_num_threads()))
 FONT_DIRS = [Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/truetype/liberation")]
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``packaging`` (building and installing a wheel, minutes) run only when asked
+    for: ``pytest -m packaging``."""
+    if "packaging" in (config.getoption("-m") or ""):
+        return
+    skip = pytest.mark.skip(reason="on demand: pytest -m packaging")
+    for item in items:
+        if "packaging" in item.keywords:
+            item.add_marker(skip)
+
+
 def font_files() -> list[Path]:
     files = []
     for d in FONT_DIRS:
