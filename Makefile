@@ -14,6 +14,7 @@ test: install
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests
 	QT_QPA_PLATFORM=xcb xvfb-run -a -s "-screen 0 1280x1024x24" $(PY) -m pytest -q tests/app/test_viewer_3d.py
 	QT_QPA_PLATFORM=offscreen .venv/bin/equigen-studio --self-test
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m packaging tests/test_packaging.py
 
 # the everyday subset: everything but the end-to-end runs marked slow (about half the time)
 test-fast: install
