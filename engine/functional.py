@@ -115,7 +115,7 @@ def params_digest(params: Params) -> str:
     h = hashlib.sha256()
     for k in sorted(params):
         h.update(k.encode())
-        h.update(params[k].detach().float().contiguous().numpy().tobytes())
+        h.update(params[k].detach().float().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:16]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from platformdirs import user_data_dir, user_log_dir
 from PySide6.QtCore import QSize, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractItemView, QFileDialog, QLabel, QListView, QMainWindow, QMenu, QMessageBox, QProgressBar,
     QPushButton, QSplitter, QToolBar, QVBoxLayout, QWidget,
@@ -49,13 +49,16 @@ OPEN_FILTER = (
 )
 
 
-def compute_device() -> str:
-    """What the engine computes on, in words."""
+DEVICE_CHOICES = (("auto", "Automatic (a CUDA GPU when present)"), ("cpu", "CPU"), ("cuda", "CUDA GPU"))
+
+
+def device_text(generator) -> str:
+    """Where adaptation and generation compute, in words (the loaded model's device)."""
     import torch
 
-    if torch.cuda.is_available():
-        return f"CUDA GPU ({torch.cuda.get_device_name(0)})"
-    return f"CPU ({torch.get_num_threads()} threads)"
+    from engine.device import describe
+
+    return describe(generator.device if generator is not None else torch.device("cpu"))
 
 
 class ShapeView(QListView):
@@ -134,7 +137,7 @@ class MainWindow(QMainWindow):
         self._task_started = 0.0
         self._stage_started: dict[str, float] = {}
         self.generator: GenerationSession | None = None
-        self.device = compute_device()
+        self.device = device_text(None)
         self.thumbnailer = Thumbnailer(THUMB_SIZE, self.devicePixelRatioF())
         self._pixmaps: dict[str, object] = {}
         self._large: dict[str, Preview] = {}  # shapes decoded for the viewer (384 px, 96³)
@@ -270,6 +273,19 @@ class MainWindow(QMainWindow):
         edit.addActions([self.undo_action, self.redo_action])
         edit.addSeparator()
         edit.addActions([self.delete_action, self.select_all_action, self.clear_results_action])
+        edit.addSeparator()
+        self.device_menu = edit.addMenu("Compute on")
+        self.device_menu.setObjectName("deviceMenu")
+        self.device_group = QActionGroup(self)
+        import torch
+
+        for name, text in DEVICE_CHOICES:
+            action = self.device_menu.addAction(text)
+            action.setCheckable(True)
+            action.setData(name)
+            action.setEnabled(name != "cuda" or torch.cuda.is_available())
+            self.device_group.addAction(action)
+        self.device_group.triggered.connect(lambda a: self.set_device(a.data()))
         gen = menus.addMenu("&Generate")
         gen.addActions([self.adapt_action, self.generate_action, self.more_action, self.blend_action,
                         self.cancel_action])
@@ -286,7 +302,8 @@ class MainWindow(QMainWindow):
         self.cancel_button.setVisible(False)
         self.cancel_button.clicked.connect(self.cancel)
         self.device_label = QLabel(self.device, objectName="deviceLabel")
-        self.device_label.setToolTip("Where fitting, adaptation and generation compute")
+        self.device_label.setToolTip("Where adaptation and generation compute (Edit → Compute on); "
+                                     "fitting references into INR files runs on the CPU")
         sb = self.statusBar()
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
@@ -565,10 +582,31 @@ class MainWindow(QMainWindow):
         if first:
             self.load_model(first[0])
 
+    def set_device(self, name: str) -> None:
+        """Compute on ``name`` (auto, cpu, cuda) from now on: the model is loaded there again."""
+        self.state.set_settings(device=name)
+        if self.generator is not None:
+            self.load_model(self.generator.model_path)
+        self._show_device()
+
+    def _show_device(self) -> None:
+        self.device = device_text(self.generator)
+        self.device_label.setText(self.device)
+        for action in self.device_group.actions():
+            action.setChecked(action.data() == self.state.settings.device)
+
     def load_model(self, path: str | Path) -> bool:
-        """Load a generator model file; False (and a message) when it cannot be used."""
+        """Load a generator model file on the chosen device; False (and a message) when it cannot
+        be used. A device that is not there (a session from another machine) falls back to auto."""
         try:
-            generator = GenerationSession(path)
+            try:
+                generator = GenerationSession(path, device=self.state.settings.device)
+            except EquigenError as e:
+                if self.state.settings.device == "auto":
+                    raise
+                self.statusBar().showMessage(f"{e}; computing on the automatic choice instead", 10000)
+                self.state.set_settings(device="auto")
+                generator = GenerationSession(path, device="auto")
         except EquigenError as e:
             self.show_problem(str(e))
             return False
@@ -581,6 +619,7 @@ class MainWindow(QMainWindow):
                                         f"{info.recipe}{held_out}", methods)
         self.state.set_settings(model=str(path))
         self._update_actions()
+        self._show_device()
         return True
 
     def _model_chosen(self, path: str) -> None:

@@ -53,6 +53,7 @@ class Settings:
     count: int = 16
     seed: int = 0
     diversity: float = 0.5
+    device: str = "auto"  # where adaptation and generation compute: auto, cpu or cuda (engine.device)
 
 
 @dataclass(frozen=True)

@@ -130,3 +130,9 @@ def training_output(args) -> Path:
     if checkpoint_path(Path(args.out)).exists():
         return writable_file(args.out)
     return output_file(args, args.out)
+
+
+def add_device_flag(sp: argparse.ArgumentParser) -> None:
+    sp.add_argument("--device", default="auto", metavar="DEVICE",
+                    help="where structured models fit their shots' codes, adapt and sample: auto (a CUDA GPU when "
+                         "present, else the CPU), cpu, cuda or cuda:N; mesh shots' winding numbers stay on the CPU")

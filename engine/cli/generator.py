@@ -5,7 +5,10 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from engine.cli.common import ProgressLine, add_json_flag, add_overwrite_flag, distributed, emit, output_file, training_output
+from engine.cli.common import (
+    ProgressLine, add_device_flag, add_json_flag, add_overwrite_flag, distributed, emit, log, output_file,
+    training_output,
+)
 from engine.diffusion.methods import GENERATION_METHODS
 from engine.errors import InputError
 from engine.overrides import with_fields
@@ -109,15 +112,20 @@ def _train_help(field: str, raw_field: str | None = None) -> str:
 def cmd_adapt(args) -> None:
     from engine.diffusion.pipeline import adapt_to_files, load_generator, save_generator
 
+    from engine.device import describe, gpu_errors
+
     output_file(args, args.out)
-    model = load_generator(args.model)
+    model = load_generator(args.model, args.device)
     cfg = _adapt_config(model, args)
     bar = ProgressLine(not args.json)
     t0 = time.perf_counter()
-    adapted = drive(adapt_to_files(model, args.shots, cfg), on_progress=bar)
+    log.info("adapting on %s", describe(model.device))
+    with gpu_errors(model.device):
+        adapted = drive(adapt_to_files(model, args.shots, cfg), on_progress=bar)
     bar.finish()
     save_generator(args.out, adapted)
-    info = dict(adapted.meta["adapt"], output=args.out, total_seconds=round(time.perf_counter() - t0, 2))
+    info = dict(adapted.meta["adapt"], output=args.out, total_seconds=round(time.perf_counter() - t0, 2),
+                device=describe(model.device))
     emit(args, info, f"wrote {args.out}: adapted to {len(info['shots'])} shots in {info['total_seconds']:.1f} s "
                       f"(reading and fitting them {info['fit_seconds']:.1f} s, {info['steps']} steps)")
 
@@ -127,23 +135,26 @@ def cmd_generate(args) -> None:
     from engine.diffusion.pipeline import adapt_to_files, generate_files, load_generator
 
     from engine.atomic import writable_folder
+    from engine.device import describe, gpu_errors
 
     cfg = GenerateConfig(n=args.n, diversity=args.diversity, seed=args.seed, method=args.method,
                          steps=args.steps, guidance=args.guidance, blend=tuple(args.blend) if args.blend else None)
     writable_folder(args.out, create=False)
-    model = load_generator(args.model)
+    model = load_generator(args.model, args.device)
     fmt = args.format or ("png" if model.spec.in_dim == 2 else "obj")
     bar = ProgressLine(not args.json)
     t0 = time.perf_counter()
-    if args.shots:
-        model = drive(adapt_to_files(model, args.shots), on_progress=bar)
-    shot_names = model.meta.get("adapt", {}).get("shots", [])
-    records = drive(generate_files(model, cfg, args.out, fmt, Path(args.model).name, shot_names, args.resolution),
-                    on_progress=bar)
+    log.info("generating on %s", describe(model.device))
+    with gpu_errors(model.device):
+        if args.shots:
+            model = drive(adapt_to_files(model, args.shots), on_progress=bar)
+        shot_names = model.meta.get("adapt", {}).get("shots", [])
+        records = drive(generate_files(model, cfg, args.out, fmt, Path(args.model).name, shot_names,
+                                       args.resolution), on_progress=bar)
     bar.finish()
     seconds = time.perf_counter() - t0
     result = {"output": args.out, "format": fmt, "method": cfg.method or model.method, "n": cfg.n,
-              "total_seconds": round(seconds, 3), "samples": records}
+              "total_seconds": round(seconds, 3), "device": describe(model.device), "samples": records}
     if model.spec.in_dim == 3 and fmt not in ("safetensors", "png"):
         result["watertight"] = sum(1 for r in records if r["one_piece"])
     extra = f", {result['watertight']} watertight single meshes" if "watertight" in result else ""
@@ -200,6 +211,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("--lr", type=float, default=None)
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--seconds", type=float, default=None, help="stop fine-tuning after this long")
+    add_device_flag(sp)
     add_json_flag(sp)
     sp.set_defaults(func=cmd_adapt)
 
@@ -221,6 +233,7 @@ def add_parsers(sub) -> None:
                     help="classifier-free guidance scale (1 = none; default: the model's, 1 for 2D structured models, else 2)")
     sp.add_argument("--blend", type=int, nargs=2, default=None, metavar=("A", "B"),
                     help="interpolate between shots A and B (0-based) instead of perturbing")
+    add_device_flag(sp)
     add_json_flag(sp)
     sp.set_defaults(func=cmd_generate)
 

@@ -12,9 +12,10 @@ Every generated shape is a complete INR of the base's spec (``CodeDiffusion.inr_
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -60,6 +61,25 @@ class CodeDiffusion:
     @property
     def spec(self) -> INRSpec:
         return self.base.spec
+
+    @property
+    def device(self) -> torch.device:
+        """Where this model computes (``to`` moves it)."""
+        return self.mean.device
+
+    def to(self, device: torch.device) -> CodeDiffusion:
+        """This model with every network and tensor on ``device`` (a copy when it moves; files are
+        always written from the CPU)."""
+        if device == self.device:
+            return self
+        moved = lambda t: None if t is None else t.to(device)  # noqa: E731
+        shots = None if self.shots is None else CodeShots(list(self.shots.names), moved(self.shots.codes),
+                                                         moved(self.shots.features))
+        return replace(self, base=copy.deepcopy(self.base).to(device), process=self.process.to(device),
+                       denoiser=copy.deepcopy(self.denoiser).to(device),
+                       encoder=None if self.encoder is None else copy.deepcopy(self.encoder).to(device),
+                       mean=self.mean.to(device), std=self.std.to(device), feature_scale=moved(self.feature_scale),
+                       meta=dict(self.meta), shots=shots)
 
     def normalise(self, codes: torch.Tensor) -> torch.Tensor:
         return (codes - self.mean) / self.std

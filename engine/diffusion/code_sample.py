@@ -25,17 +25,18 @@ def sample_codes(model: CodeDiffusion, config: GenerateConfig = GenerateConfig()
     """``config.n`` codes ``(n, D)`` of ``model.base``; yields ``Progress("sample", i, steps)``."""
     config = config.for_model(model.method, model.shots is not None)
     method = method_named(config.method)
-    g = torch.Generator().manual_seed(config.seed)
+    g = torch.Generator().manual_seed(config.seed)  # noise is drawn on the CPU: one seed, one set of shapes
     d = model.base.code_dim
+    device = model.mean.device
     shots = model.shots
     if method.samples is None:  # shots-noise: the shots alone
         k = shots.codes.shape[0]
-        x = model.normalise(shots.codes)[torch.arange(config.n) % k]
-        x = x + config.diversity * torch.randn(config.n, d, generator=g)
+        x = model.normalise(shots.codes)[torch.arange(config.n, device=device) % k]
+        x = x + config.diversity * torch.randn(config.n, d, generator=g).to(device)
         yield Progress("sample", 1, 1)
         return model.denormalise(x)
     cond = sampling_conditions(shots.features if shots is not None else None, model.feature_scale, config, g)
-    x = torch.randn(config.n, d, generator=g)
+    x = torch.randn(config.n, d, generator=g).to(device)
     if config.blend is not None:
         x = x[:1].expand(config.n, -1).clone()
     defaults = domain_of(model.spec).code_sampling
@@ -47,9 +48,9 @@ def sample_codes(model: CodeDiffusion, config: GenerateConfig = GenerateConfig()
     ts = proc.timesteps(config.steps)
     with torch.inference_mode():
         for i, t in enumerate(ts):
-            tt = torch.full((config.n,), t, dtype=torch.long)
+            tt = torch.full((config.n,), t, dtype=torch.long, device=device)
             if guided:
-                drop = torch.cat([torch.zeros(config.n, dtype=torch.bool), torch.ones(config.n, dtype=torch.bool)])
+                drop = torch.arange(2 * config.n, device=device) >= config.n  # the second half unconditioned
                 out = den(torch.cat([x, x]), torch.cat([tt, tt]), torch.cat([cond, cond]), drop)
                 c, u = out.chunk(2)
                 out = u + guidance * (c - u)

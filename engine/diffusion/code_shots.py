@@ -31,7 +31,7 @@ def base_codes(base: SharedBase, inr: INR, tolerance: float = 1e-4) -> torch.Ten
     """The code ``(1, D)`` of an INR this base made, or None when its weights are not the base's."""
     if inr.spec != base.spec:
         return None
-    params = inr.batched()
+    params = {k: v.to(base.mean_code.device) for k, v in inr.batched().items()}
     codes = base.codes_of(params)
     again = base.full_params(codes)
     scale = max(1.0, max(float(v.abs().max()) for v in params.values()))

@@ -95,9 +95,10 @@ def code_loss(model: CodeDiffusion, denoiser: CodeDenoiser, x0: torch.Tensor, co
     """
     proc = model.process
     b = x0.shape[0]
-    t = torch.randint(proc.steps, (b,), generator=generator)
-    x_t = proc.add_noise(x0, t, torch.randn(x0.shape, generator=generator))
-    drop = torch.rand(b, generator=generator) < cond_dropout if cond is not None else None
+    device = x0.device  # the draws come from a CPU generator: the same on every device
+    t = torch.randint(proc.steps, (b,), generator=generator).to(device)
+    x_t = proc.add_noise(x0, t, torch.randn(x0.shape, generator=generator).to(device))
+    drop = (torch.rand(b, generator=generator) < cond_dropout).to(device) if cond is not None else None
     x0_hat = proc.predict_x0(denoiser(x_t, t, cond, drop), x_t, t)
     err = ((x0_hat - x0) ** 2).mean(1)
     weight = proc.loss_weight(t)
@@ -106,7 +107,7 @@ def code_loss(model: CodeDiffusion, denoiser: CodeDenoiser, x0: torch.Tensor, co
     if field_weight > 0:
         if model.spec.in_dim != 2:
             raise InputError("the decoded-field loss is defined on the pixel grid of 2D specs")
-        grid = image_grid(model.spec.grid_size, model.spec.domain)
+        grid = image_grid(model.spec.grid_size, model.spec.domain).to(device)
         with torch.no_grad():
             target = model.base.outputs(model.denormalise(x0), grid)
         field = ((model.base.outputs(model.denormalise(x0_hat), grid) - target) ** 2).mean(1)
@@ -206,6 +207,7 @@ def adapt_codes(model: CodeDiffusion, names: list[str], codes: torch.Tensor,
     if k == 0:
         raise InputError("no shots to adapt to; give 1 to 20 examples of the new class")
     t0 = time.perf_counter()
+    codes = codes.to(model.device)
     x_shots = model.normalise(codes)
     features = _embed(model, codes)
     process = copy.deepcopy(model.process)
@@ -214,7 +216,7 @@ def adapt_codes(model: CodeDiffusion, names: list[str], codes: torch.Tensor,
     denoiser = copy.deepcopy(model.denoiser).train().requires_grad_(True)
     adapted = replace(model, process=process, denoiser=denoiser, shots=CodeShots(list(names), codes, features))
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=0.0)
-    idx = torch.arange(k).repeat(max(1, config.batch_size // k))
+    idx = torch.arange(k, device=codes.device).repeat(max(1, config.batch_size // k))
     run = TrainingRun(config.steps, {}, opt, max_seconds=config.max_seconds, window=20, started=t0)
     while run.running:
         g = torch.Generator().manual_seed(config.seed * 7919 + run.step + 1)

@@ -85,19 +85,20 @@ def perturbed_conditions(features: torch.Tensor, n: int, diversity: float, featu
                          isotropic: float, generator: torch.Generator) -> torch.Tensor:
     """``n`` conditions ``(n, C)`` around the shots' features ``(K, C)``; see the module docstring."""
     k, c = features.shape
-    base = features[torch.arange(n) % k]
+    device = features.device
+    base = features[torch.arange(n, device=device) % k]
     if diversity <= 0:
         return base.clone()
-    principal = torch.zeros(n, c)
+    principal = torch.zeros(n, c, device=device)
     if k > 1:
         centred = features - features.mean(0)
         _, s, vh = torch.linalg.svd(centred, full_matrices=False)
         sigma = s / (k - 1) ** 0.5
         keep = sigma > 1e-6 * max(float(sigma.max()), 1e-12)
-        z = torch.randn(n, int(keep.sum()), generator=generator)
+        z = torch.randn(n, int(keep.sum()), generator=generator).to(device)  # drawn on the CPU: same on every device
         principal = (z * sigma[keep]) @ vh[keep]
     scale = feature_scale if feature_scale is not None else features.std(0, unbiased=False).clamp_min(1e-6)
-    iso = isotropic * scale * torch.randn(n, c, generator=generator)
+    iso = isotropic * scale * torch.randn(n, c, generator=generator).to(device)
     return base + diversity * (principal + iso)
 
 
@@ -107,7 +108,7 @@ def blended_conditions(features: torch.Tensor, pair: tuple[int, int], n: int) ->
     k = features.shape[0]
     if not (0 <= a < k and 0 <= b < k):
         raise InputError(f"blend needs two shot numbers between 0 and {k - 1}, got {a} and {b}")
-    alpha = torch.linspace(0, 1, n)[:, None] if n > 1 else torch.zeros(1, 1)
+    alpha = (torch.linspace(0, 1, n)[:, None] if n > 1 else torch.zeros(1, 1)).to(features.device)
     return (1 - alpha) * features[a] + alpha * features[b]
 
 

@@ -16,6 +16,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import torch
+
 from engine.diffusion.adapt import AdaptConfig, adapt
 from engine.diffusion.code_model import CODE_MODEL_FORMAT, CodeDiffusion, CodeShots, load_code_model, model_format, save_code_model
 from engine.diffusion.code_sample import sample_codes
@@ -25,18 +27,25 @@ from engine.diffusion.generate import GenerateConfig, sample
 from engine.diffusion.model_file import Shots, WeightDiffusion, load_model, save_model
 from engine.diffusion.outputs import write_samples
 from engine.diffusion.shots import load_shots
+from engine.device import resolve as resolve_device
 from engine.domains import domain_of
+from engine.errors import InputError
 from engine.functional import Params
 from engine.progress import ProgressGen
 
 Generator = WeightDiffusion | CodeDiffusion
 
 
-def load_generator(path: str | os.PathLike) -> Generator:
-    """Any model file ``equigen train`` or ``adapt`` writes; InputError with a hint otherwise."""
+def load_generator(path: str | os.PathLike, device: str | torch.device | None = "cpu") -> Generator:
+    """Any model file ``equigen train`` or ``adapt`` writes, on ``device`` (``engine.device``
+    names: auto, cpu, cuda, cuda:N); InputError with a hint otherwise. Raw-weight models compute
+    on the CPU only."""
+    target = resolve_device(device)
     if model_format(path) == CODE_MODEL_FORMAT:
-        return load_code_model(path)
-    return load_model(path)
+        return load_code_model(path).to(target)
+    if target.type != "cpu" and str(device).startswith("cuda"):
+        raise InputError(f"{path}: raw-weight models compute on the CPU only; use --device cpu")
+    return load_model(path)  # "auto" takes the CPU for them
 
 
 def save_generator(path: str | os.PathLike, model: Generator, half: bool = False) -> Path:
@@ -81,15 +90,20 @@ def adapt_to_inrs(model: Generator, names: Sequence[str], params: Params,
     held-out items are."""
     config = config or adapt_recipe_for(model)
     if isinstance(model, CodeDiffusion):
-        return (yield from adapt_codes(model, list(names), model.base.codes_of(params), config))
+        return (yield from adapt_codes(model, list(names), _codes_of(model, params), config))
     return (yield from adapt(model, Shots(list(names), params, None), config))
+
+
+def _codes_of(model: CodeDiffusion, params: Params) -> torch.Tensor:
+    """The codes ``(K, D)`` of INRs made by the model's base, on the model's device."""
+    return model.base.codes_of({k: v.to(model.device) for k, v in params.items()})
 
 
 def with_shots(model: Generator, names: Sequence[str], params: Params) -> Generator:
     """A copy of ``model`` that carries these shots (INRs of its space) without fine-tuning: what
     the shots-noise baseline perturbs."""
     if isinstance(model, CodeDiffusion):
-        return dataclasses.replace(model, shots=CodeShots(list(names), model.base.codes_of(params), None))
+        return dataclasses.replace(model, shots=CodeShots(list(names), _codes_of(model, params), None))
     return dataclasses.replace(model, shots=Shots(list(names), params, None))
 
 
@@ -98,7 +112,7 @@ def generate_params(model: Generator, config: GenerateConfig) -> ProgressGen[Par
     ``hyperdiffusion`` method, an unadapted one)."""
     if isinstance(model, CodeDiffusion):
         codes = yield from sample_codes(model, config)
-        return model.base.full_params(codes)
+        return {k: v.cpu() for k, v in model.base.full_params(codes).items()}  # INRs live on the CPU
     return (yield from sample(model, config=config))
 
 

@@ -50,6 +50,15 @@ class DiffusionProcess:
     def steps(self) -> int:
         return self.config.steps
 
+    def to(self, device: torch.device) -> "DiffusionProcess":
+        """This process with its schedule and prior on ``device`` (a copy; the original stays)."""
+        moved = DiffusionProcess.__new__(DiffusionProcess)
+        moved.dim, moved.config, moved.schedule = self.dim, self.config, self.schedule.to(device)
+        p = self.prior
+        moved.prior = None if p is None else GaussianPrior(p.mean.to(device), p.basis.to(device),
+                                                           p.variance.to(device), p.floor)
+        return moved
+
     def set_prior(self, prior: GaussianPrior) -> None:
         if self.prior is None:
             raise ValueError("this process has no prior (no skip, or prior_rank 0)")
@@ -68,7 +77,7 @@ class DiffusionProcess:
     def output_scale(self, t: torch.Tensor) -> torch.Tensor:
         """c_out ``(B,)``: the network's share of x̂0."""
         if not self.config.skip:
-            return torch.ones(t.shape[0])
+            return torch.ones(t.shape[0], device=t.device)
         a = self.root_abar(t)
         return (1 - a * a).clamp_min(0).sqrt()
 
@@ -84,7 +93,7 @@ class DiffusionProcess:
         gain = lambda v: a * v / (a * a * v + 1 - a * a)  # noqa: E731 - √ᾱ·v / (ᾱ·v + 1 − ᾱ)
         r = x_t - a * p.mean
         coef = r @ p.basis.T  # (B, k)
-        g0 = gain(torch.tensor(p.floor))
+        g0 = gain(torch.tensor(p.floor, device=x_t.device))
         return p.mean + g0 * r + ((gain(var[None]) - g0) * coef) @ p.basis
 
     def predict_x0(self, output: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor,
@@ -113,7 +122,7 @@ class DiffusionProcess:
         if self.prior is None:
             return {}
         p = self.prior
-        return {"prior.mean": p.mean, "prior.basis": p.basis, "prior.variance": p.variance,
+        return {"prior.mean": p.mean.cpu(), "prior.basis": p.basis.cpu(), "prior.variance": p.variance.cpu(),
                 "prior.floor": torch.tensor(p.floor)}
 
     def load_prior_tensors(self, tensors: dict[str, torch.Tensor]) -> None:

@@ -30,9 +30,15 @@ class Schedule:
         self.steps = steps
         self.abar = cosine_alphas_cumprod(steps).float()
 
+    def to(self, device: torch.device) -> "Schedule":
+        """This schedule with its table on ``device`` (a copy)."""
+        moved = Schedule.__new__(Schedule)
+        moved.steps, moved.abar = self.steps, self.abar.to(device)
+        return moved
+
     def q_sample(self, x0: torch.Tensor, t: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """x_t = √ᾱ_t x0 + √(1−ᾱ_t) ε; x0, noise ``(B, D)``, t ``(B,)`` integer steps."""
-        a = self.abar[t].to(x0)[:, None]
+        a = self.abar.to(x0.device)[t.to(x0.device)].to(x0)[:, None]
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
     def sample_steps(self, n: int) -> list[int]:

@@ -18,6 +18,7 @@ from engine.diffusion.adapt import AdaptConfig
 from engine.diffusion.code_model import CodeDiffusion
 from engine.diffusion.code_train import CodeAdaptConfig
 from engine.diffusion.generate import GenerateConfig
+from engine.device import gpu_errors, resolve as resolve_device
 from engine.diffusion.model_file import WeightDiffusion
 from engine.errors import EquigenError
 from engine.diffusion.pipeline import (
@@ -61,9 +62,10 @@ class GenerationSession:
     (``model_file.py``) and structured models (``code_model.py``) alike."""
 
     def __init__(self, model_path: str | os.PathLike, adapt_config: AdaptConfig | CodeAdaptConfig | None = None,
-                 adapted_file: str | os.PathLike | None = None):
+                 adapted_file: str | os.PathLike | None = None, device: str = "cpu"):
         self.model_path = Path(model_path)
-        self.model = load_generator(model_path)
+        self.model = load_generator(model_path, device)
+        self.device = self.model.device if isinstance(self.model, CodeDiffusion) else resolve_device("cpu")
         self.info = describe_model(self.model, model_path)
         self.adapt_config = adapt_config or adapt_recipe_for(self.model)
         self._adapted: WeightDiffusion | CodeDiffusion | None = None
@@ -106,7 +108,8 @@ class GenerationSession:
         if kept is not None:
             self._adapted, self._key = kept, key
             return False
-        self._adapted = yield from adapt_to_files(self.model, shot_paths, self.adapt_config)
+        with gpu_errors(self.device):
+            self._adapted = yield from adapt_to_files(self.model, shot_paths, self.adapt_config)
         self._key = key
         if self.adapted_file is not None:
             self._adapted.meta = dict(self._adapted.meta, studio_key=stored)
@@ -117,7 +120,7 @@ class GenerationSession:
         if self.adapted_file is None or not self.adapted_file.is_file():
             return None
         try:
-            kept = load_generator(self.adapted_file)
+            kept = load_generator(self.adapted_file, str(self.device))
         except EquigenError as e:
             log.warning("ignoring the kept adaptation %s: %s", self.adapted_file, e)
             return None
@@ -134,7 +137,8 @@ class GenerationSession:
         """
         yield from self.adapt(shot_paths)
         meta = generation_meta(self.model, self.model_path.name, config, shot_paths)
-        params = yield from generate_params(self._adapted, config)
+        with gpu_errors(self.device):
+            params = yield from generate_params(self._adapted, config)
         previews = []
         for i in range(config.n):
             inr = INR.from_batch(self.model.spec, params, i, dict(meta, index=i))

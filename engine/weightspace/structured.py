@@ -189,14 +189,14 @@ class SharedBase(torch.nn.Module):
         return torch.cat(parts, dim=1) - self.mean_code
 
     def state(self) -> dict[str, torch.Tensor]:
-        """The shared part as named tensors (for a model file)."""
-        return {k: v.detach().contiguous() for k, v in self.state_dict().items()}
+        """The shared part as named tensors on the CPU (for a model file)."""
+        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
 
 
 def _draw(points: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor, n: int,
           generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    idx = torch.randint(0, points.shape[1], (len(rows), n), generator=generator)
-    at = rows[:, None]  # index both dimensions at once: no copy of the drawn shapes' samples
+    idx = torch.randint(0, points.shape[1], (len(rows), n), generator=generator).to(points.device)
+    at = rows[:, None].to(points.device)  # index both dimensions at once: no copy of the drawn shapes' samples
     return points[at, idx].float(), labels[at, idx].float()
 
 
@@ -276,13 +276,15 @@ def fit_codes(base: SharedBase, points: torch.Tensor, labels: torch.Tensor,
     points ``(B, P, 3)``, labels ``(B, P)``; ``start (k,)`` or ``(B, k)`` (default zeros, the
     codes' prior mean). Every shape follows its own trajectory (Adam is element-wise).
     """
-    g = torch.Generator().manual_seed(config.seed)
+    g = torch.Generator().manual_seed(config.seed)  # draws on the CPU: the same fit on every device
+    device = base.mean_code.device
+    points, labels = points.to(device), labels.to(device)
     b = points.shape[0]
-    z = torch.zeros(b, base.code_dim) if start is None else start.expand(b, -1).clone()
+    z = torch.zeros(b, base.code_dim, device=device) if start is None else start.to(device).expand(b, -1).clone()
     z.requires_grad_(True)
     opt = torch.optim.Adam([z], lr=config.lr)
     base.requires_grad_(False)
-    rows = torch.arange(b)
+    rows = torch.arange(b, device=device)
     try:
         for step in range(config.steps):
             set_lr(opt, config.lr * warmup_cosine(step, config.steps - 1, 0, config.lr_final / config.lr))
@@ -326,7 +328,7 @@ def code_iou(base: SharedBase, codes: torch.Tensor, points: torch.Tensor, labels
     gt = labels > 0.5
     inter = (pred & gt).sum(1).float()
     union = (pred | gt).sum(1).float()
-    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(inter)).numpy()
+    return torch.where(union > 0, inter / union.clamp_min(1), torch.ones_like(inter)).cpu().numpy()
 
 
 @torch.no_grad()
@@ -335,10 +337,11 @@ def code_quality(base: SharedBase, codes: torch.Tensor, points: torch.Tensor, ta
     """How well codes ``(B, k)`` hold their shapes: IoU on occupancy samples, PSNR in dB on image
     pixels (values in [0, 1]); points ``(B, E, in_dim)``, targets ``(B, E)``. Returns the values
     ``(B,)`` and the metric's name as corpora record it ("iou" or "psnr_db")."""
+    points, targets = points.to(codes.device), targets.to(codes.device)
     if base.spec.output == "occupancy_logit":
         return code_iou(base, codes, points, targets), "iou"
     mse = ((base.outputs(codes, points).clamp(0, 1) - targets.float()) ** 2).mean(1)
-    return (10 * torch.log10(1 / mse.clamp_min(1e-10))).numpy(), "psnr_db"
+    return (10 * torch.log10(1 / mse.clamp_min(1e-10))).cpu().numpy(), "psnr_db"
 
 
 BASE_FORMAT = "equigen-shape-base"

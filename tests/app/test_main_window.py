@@ -258,3 +258,16 @@ def test_blend_between_two_references_and_drag_a_result_onto_the_references(qtbo
                        Qt.KeyboardModifier.NoModifier)
     window.references_view.dropEvent(event)
     assert _names(window)[-1] == window.state.results[3].name and len(window.state.references) == 4
+
+
+def test_compute_on_names_the_device_and_keeps_the_choice(window):
+    import torch
+
+    actions = {a.data(): a for a in window.device_menu.actions()}
+    assert set(actions) == {"auto", "cpu", "cuda"}
+    assert actions["cuda"].isEnabled() == torch.cuda.is_available()
+    assert actions["auto"].isChecked()  # the default
+    actions["cpu"].trigger()
+    assert window.state.settings.device == "cpu" and actions["cpu"].isChecked()
+    assert window.generator.device.type == "cpu"
+    assert window.device_label.text().startswith("CPU (")

@@ -1,0 +1,59 @@
+"""The device choice: names, clear errors, and the structured generator computing where it is
+told (every network and tensor of an adapted model on the device, INRs back on the CPU). The
+CUDA case runs where a GPU is present and is skipped otherwise."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from engine.bundled import bundled_model, examples_dir
+from engine.cli import main
+from engine.device import describe, resolve
+from engine.diffusion.code_train import CodeAdaptConfig
+from engine.diffusion.generate import GenerateConfig
+from engine.diffusion.pipeline import adapt_to_files, generate_params, load_generator
+from engine.errors import InputError
+from engine.progress import drive
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def test_names_resolve_and_unknown_ones_are_refused():
+    assert resolve("cpu") == torch.device("cpu")
+    assert resolve("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert describe(torch.device("cpu")).startswith("CPU (")
+    with pytest.raises(InputError, match="unknown device 'tpu'"):
+        resolve("tpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_gpu_asked_for_without_one_ends_in_one_line(tmp_path, capsys):
+    with pytest.raises(InputError, match="no CUDA GPU.*use --device cpu"):
+        resolve("cuda")
+    code = main(["generate", "--model", str(bundled_model("glyphs-2d")), "--out", str(tmp_path / "o"),
+                 "--device", "cuda"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--device cpu" in err
+
+
+def _tensors(model):
+    yield from model.base.state_dict().values()
+    yield from model.denoiser.state_dict().values()
+    if model.encoder is not None:
+        yield from model.encoder.state_dict().values()
+    yield from (model.mean, model.std, model.process.schedule.abar)
+    if model.process.prior is not None:
+        yield from (model.process.prior.mean, model.process.prior.basis)
+    yield from (model.shots.codes, model.shots.features)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fit_adapt_and_sample_run_on_the_requested_device(device):
+    model = load_generator(bundled_model("glyphs-2d"), device)
+    shots = sorted((examples_dir() / "nines").glob("*.png"))[:3]  # images: their codes are fitted
+    adapted = drive(adapt_to_files(model, shots, CodeAdaptConfig(steps=3, batch_size=6)))
+    assert {t.device.type for t in _tensors(adapted)} == {device}
+    params = drive(generate_params(adapted, GenerateConfig(n=2, steps=5)))
+    assert all(v.device.type == "cpu" and bool(torch.isfinite(v).all()) for v in params.values())
+    assert model.device.type == device and load_generator(bundled_model("glyphs-2d")).device.type == "cpu"
