@@ -18,6 +18,7 @@ import trimesh
 from engine.atomic import remove_stale_temporaries, writable_file, writable_folder
 from engine.checks import seed, whole
 from engine.decode import extract_mesh, mesh_or_none, render_image
+from engine.device import resolve as resolve_device
 from engine.errors import EquigenError, InputError
 from engine.export import export_mesh, export_png, mesh_format
 from engine.fit.images import (
@@ -119,14 +120,17 @@ def fit_files(
     mesh_config: MeshFitConfig = MeshFitConfig(),
     image_spec: INRSpec = MNIST_SIREN,
     mesh_spec: INRSpec = HD_OCCUPANCY,
+    device: str = "cpu",
 ) -> ProgressGen[list[FitReport]]:
     """Fit one INR per image or mesh file and write ``out_dir/<stem>.safetensors`` (a taken
     name gets ``-2``, ``-3``, ...; each file records its source's full path and SHA-256).
 
     The output folder and every input are checked before any fitting starts, so a bad file or
     an unwritable folder fails fast. Files are written batch by batch: a cancel keeps the
-    batches already finished.
+    batches already finished. ``device`` (``engine.device`` names) is where the weights are
+    fitted; meshes are labelled (winding numbers) on the CPU.
     """
+    target = resolve_device(device)
     paths = [Path(p) for p in inputs]
     if not paths:
         raise InputError("no inputs given; pass image or mesh files to fit")
@@ -149,7 +153,7 @@ def fit_files(
             batch = images[s : s + image_config.batch_size]
             frames = np.stack([f for _, f, _ in batch])
             outcome = yield from relay(
-                fit_images(frames, params, image_spec, image_config), "fit", len(reports), total
+                fit_images(frames, params, image_spec, image_config, target), "fit", len(reports), total
             )
             reports += _write(image_spec, outcome, batch, "psnr_db", "image", init_id,
                               params_digest(params))
@@ -161,7 +165,7 @@ def fit_files(
             batch = meshes[s : s + mesh_config.batch_size]
             outcome = yield from relay(fit_meshes([m for _, m, _ in batch], params, mesh_spec, mesh_config,
                                                   [mesh_config.seed + s + i for i in range(len(batch))],
-                                                  names=[str(p) for p, _, _ in batch]),
+                                                  names=[str(p) for p, _, _ in batch], device=target),
                                        None, len(reports), total)
             reports += _write(mesh_spec, outcome, batch, "iou", "mesh", init_id,
                               params_digest(params))
@@ -250,9 +254,10 @@ def preview(path: str | os.PathLike, inr: INR, image_size: int = 128,
 
 def open_files(
     paths: Sequence[str | os.PathLike], fit_dir: str | os.PathLike,
-    init: InitChoice = InitChoice(),
+    init: InitChoice = InitChoice(), device: str = "cpu",
 ) -> ProgressGen[OpenResult]:
-    """Open INR files as they are and fit images and meshes first (into ``fit_dir``).
+    """Open INR files as they are and fit images and meshes first (into ``fit_dir``, on
+    ``device``).
 
     A file that cannot be opened is reported in ``problems`` and the rest still open.
     """
@@ -272,7 +277,7 @@ def open_files(
     total = len(inr_paths) + len(readable)
     previews: list[Preview] = []
     if readable:
-        reports = yield from relay(fit_files(readable, fit_dir, init), "fit", 0, total)
+        reports = yield from relay(fit_files(readable, fit_dir, init, device=device), "fit", 0, total)
         inr_paths += [Path(r.output) for r in reports]
     for i, p in enumerate(inr_paths):
         try:

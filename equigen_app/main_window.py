@@ -303,7 +303,7 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.cancel)
         self.device_label = QLabel(self.device, objectName="deviceLabel")
         self.device_label.setToolTip("Where adaptation and generation compute (Edit → Compute on); "
-                                     "fitting references into INR files runs on the CPU")
+                                     "mesh references are labelled on the CPU")
         sb = self.statusBar()
         sb.addPermanentWidget(self.progress)
         sb.addPermanentWidget(self.cancel_button)
@@ -655,7 +655,8 @@ class MainWindow(QMainWindow):
     def open_paths(self, paths) -> None:
         """Open INR files, fit images and meshes, and add them all to the references (background)."""
         incoming = self.state.folder / "incoming" / uuid.uuid4().hex[:8]  # one folder per drop: no name clashes
-        self._run(open_references, [str(p) for p in paths], incoming, self.thumbnailer.pixels,
+        device = str(self.generator.device) if self.generator is not None else "cpu"
+        self._run(open_references, [str(p) for p in paths], incoming, self.thumbnailer.pixels, device,
                   on_result=lambda r: self._opened(*r, incoming), label="Opening")
 
     def _opened(self, result: OpenResult, thumbs: list, incoming: Path) -> None:

@@ -32,10 +32,11 @@ def _thumbnails(previews: list[Preview], pixels: int) -> ProgressGen[list[np.nda
     return [next(it) if pv.mesh is not None else None for pv in previews]
 
 
-def open_references(paths: list[str], incoming: Path, pixels: int
+def open_references(paths: list[str], incoming: Path, pixels: int, device: str = "cpu"
                     ) -> ProgressGen[tuple[OpenResult, list[np.ndarray | None]]]:
-    """``session.open_files`` into ``incoming``, and each 3D preview's thumbnail ``(px, px, 3)``."""
-    result = yield from open_files(paths, incoming)
+    """``session.open_files`` into ``incoming`` (fitting on ``device``), and each 3D preview's
+    thumbnail ``(px, px, 3)``."""
+    result = yield from open_files(paths, incoming, device=device)
     return result, (yield from _thumbnails(result.previews, pixels))
 
 

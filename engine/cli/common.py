@@ -132,7 +132,7 @@ def training_output(args) -> Path:
     return output_file(args, args.out)
 
 
-def add_device_flag(sp: argparse.ArgumentParser) -> None:
+def add_device_flag(sp: argparse.ArgumentParser, what: str) -> None:
     sp.add_argument("--device", default="auto", metavar="DEVICE",
-                    help="where structured models fit their shots' codes, adapt and sample: auto (a CUDA GPU when "
-                         "present, else the CPU), cpu, cuda or cuda:N; mesh shots' winding numbers stay on the CPU")
+                    help=f"where {what}: auto (a CUDA GPU when present, else the CPU), cpu, cuda or cuda:N; "
+                         "meshes are labelled (winding numbers) on the CPU")

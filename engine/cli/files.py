@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from engine.cli.common import ProgressLine, add_json_flag, add_overwrite_flag, emit, output_file
+from engine.cli.common import ProgressLine, add_device_flag, add_json_flag, add_overwrite_flag, emit, output_file
 from engine.errors import EquigenError, clipped
 from engine.fit.images import ImageFitConfig
 from engine.fit.meshes import MeshFitConfig
@@ -22,10 +22,14 @@ def cmd_fit(args) -> None:
         target_iou=args.target_iou, max_steps=args.max_steps or MeshFitConfig.max_steps,
     )
     bar = ProgressLine(not args.json)
-    reports = drive(
-        fit_files(args.inputs, args.out, InitChoice(args.init_seed, args.init), image_cfg, mesh_cfg),
-        on_progress=bar,
-    )
+    from engine.device import gpu_errors, resolve
+
+    with gpu_errors(resolve(args.device)):
+        reports = drive(
+            fit_files(args.inputs, args.out, InitChoice(args.init_seed, args.init), image_cfg, mesh_cfg,
+                      device=args.device),
+            on_progress=bar,
+        )
     bar.finish()
     for r in reports:
         unit = "dB PSNR" if r.metric == "psnr_db" else "IoU"
@@ -110,6 +114,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("--max-steps", type=int, default=None)
     sp.add_argument("--invert", choices=["auto", "yes", "no"], default="auto",
                     help="make image backgrounds dark as in MNIST (default: auto)")
+    add_device_flag(sp, "the weights are fitted")
     add_json_flag(sp)
     sp.set_defaults(func=cmd_fit)
 

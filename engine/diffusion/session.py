@@ -14,11 +14,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.device import gpu_errors, resolve as resolve_device
 from engine.diffusion.adapt import AdaptConfig
 from engine.diffusion.code_model import CodeDiffusion
 from engine.diffusion.code_train import CodeAdaptConfig
 from engine.diffusion.generate import GenerateConfig
-from engine.device import gpu_errors, resolve as resolve_device
 from engine.diffusion.model_file import WeightDiffusion
 from engine.errors import EquigenError
 from engine.diffusion.pipeline import (

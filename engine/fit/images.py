@@ -164,8 +164,10 @@ def fit_images(
     init: Params,
     spec: INRSpec = MNIST_SIREN,
     config: ImageFitConfig = ImageFitConfig(),
+    device: torch.device | None = None,
 ) -> ProgressGen[FitOutcome]:
-    """Fit one INR per frame, all in one batch.
+    """Fit one INR per frame, all in one batch, on ``device`` (the CPU by default; the weights
+    come back on the CPU).
 
     frames: ``(B, S, S)`` grey in [0, 1], S = ``spec.grid_size``. init: one weight set
     ``(1, *shape)`` shared by all (the corpus' shared initialisation) or ``(B, *shape)``.
@@ -175,16 +177,18 @@ def fit_images(
     if targets.dim() != 3 or targets.shape[1:] != (spec.grid_size, spec.grid_size):
         raise InputError(f"frames must be (B, {spec.grid_size}, {spec.grid_size})")
     b = targets.shape[0]
-    targets = targets.reshape(b, -1, 1)
-    coords = image_grid(spec.grid_size, spec.domain)
+    device = device or torch.device("cpu")
+    targets = targets.reshape(b, -1, 1).to(device)
+    coords = image_grid(spec.grid_size, spec.domain).to(device)
     start = repeat_params(init, b) if next(iter(init.values())).shape[0] == 1 else init
+    start = {k: v.to(device) for k, v in start.items()}
 
     def loss_fn(params: Params, active: torch.Tensor, step: int):
-        err = ((forward(spec, params, coords) - targets[active]) ** 2).mean(dim=(1, 2))
+        err = ((forward(spec, params, coords) - targets[active.to(device)]) ** 2).mean(dim=(1, 2))
         return err, psnr(err.detach())
 
     def quality_fn(params: Params, active: torch.Tensor) -> torch.Tensor:
-        err = ((forward(spec, params, coords) - targets[active]) ** 2).mean(dim=(1, 2))
+        err = ((forward(spec, params, coords) - targets[active.to(device)]) ** 2).mean(dim=(1, 2))
         return psnr(err)
 
     loop = LoopConfig(lr=config.lr, max_steps=config.max_steps, target=config.target_psnr)

@@ -67,7 +67,8 @@ def fit_loop(
     """
     t0 = time.perf_counter()
     n = next(iter(init.values())).shape[0]
-    result = {k: v.detach().clone() for k, v in init.items()}
+    device = next(iter(init.values())).device  # the weights compute there; the bookkeeping stays on the CPU
+    result = {k: v.detach().cpu().clone() for k, v in init.items()}
     quality = torch.full((n,), float("-inf"))
     steps = torch.zeros(n, dtype=torch.long)
     reached = torch.zeros(n, dtype=torch.bool)
@@ -86,14 +87,14 @@ def fit_loop(
                 q = quality_fn(params, active)
         done = None
         if q is not None:
-            q = q.detach()
+            q = q.detach().cpu()
             quality[active] = q
             steps[active] = step - 1
             done = q >= config.target
             if bool(done.any()):
                 idx = active[done]
                 for k in result:
-                    result[k][idx] = params[k].detach()[done]
+                    result[k][idx] = params[k].detach()[done.to(device)].cpu()
                 reached[idx] = True
             else:
                 done = None
@@ -116,7 +117,7 @@ def fit_loop(
             # Finished items leave the batch; their weights were saved before this update.
             keep = ~done
             active = active[keep]
-            params, m, v2 = _compact(params, m, v2, keep)
+            params, m, v2 = _compact(params, m, v2, keep.to(device))
             if active.numel() == 0:
                 break
         if step % config.progress_every == 0:
@@ -128,13 +129,13 @@ def fit_loop(
 
     if active.numel():
         with torch.no_grad():
-            q = quality_fn(params, active)
+            q = quality_fn(params, active).cpu()
         quality[active] = q
         steps[active] = step
         hit = q >= config.target
         reached[active[hit]] = True
         for k in result:
-            result[k][active] = params[k].detach()
+            result[k][active] = params[k].detach().cpu()
     yield Progress(stage, n, n, metrics={"mean_quality": float(quality.mean())})
     return FitOutcome(result, quality, steps, reached, time.perf_counter() - t0)
 

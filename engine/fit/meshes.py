@@ -183,32 +183,36 @@ def fit_occupancy(
     init: Params,
     spec: INRSpec = HD_OCCUPANCY,
     config: MeshFitConfig = MeshFitConfig(),
+    device: torch.device | None = None,
 ) -> ProgressGen[FitOutcome]:
-    """Fit one occupancy INR per sample set, all in one batch; quality is IoU.
+    """Fit one occupancy INR per sample set, all in one batch, on ``device`` (the CPU by
+    default; the weights come back on the CPU); quality is IoU.
 
     init: one weight set ``(1, *shape)`` shared by all, or ``(B, *shape)``.
     """
+    device = device or torch.device("cpu")
     b = len(samples)
-    pts = torch.from_numpy(np.stack([s.points for s in samples]))
-    lab = torch.from_numpy(np.stack([s.labels for s in samples]))
-    ev_pts = torch.from_numpy(np.stack([s.eval_points for s in samples]))
-    ev_lab = torch.from_numpy(np.stack([s.eval_labels for s in samples]))
-    gen = torch.Generator().manual_seed(config.seed)
+    pts = torch.from_numpy(np.stack([s.points for s in samples])).to(device)
+    lab = torch.from_numpy(np.stack([s.labels for s in samples])).to(device)
+    ev_pts = torch.from_numpy(np.stack([s.eval_points for s in samples])).to(device)
+    ev_lab = torch.from_numpy(np.stack([s.eval_labels for s in samples])).to(device)
+    gen = torch.Generator().manual_seed(config.seed)  # draws on the CPU: the same fit on every device
     start = repeat_params(init, b) if next(iter(init.values())).shape[0] == 1 else init
+    start = {k: v.to(device) for k, v in start.items()}
     n_pts = pts.shape[1]
-    autocast = mixed_precision(config.precision)
+    autocast = mixed_precision(config.precision, device)
     def loss_fn(params: Params, active: torch.Tensor, step: int):
-        idx = torch.randint(0, n_pts, (active.numel(), config.points_per_step), generator=gen)
-        p = torch.gather(pts[active], 1, idx.unsqueeze(-1).expand(-1, -1, 3))
-        y = torch.gather(lab[active], 1, idx)
+        idx = torch.randint(0, n_pts, (active.numel(), config.points_per_step), generator=gen).to(device)
+        p = torch.gather(pts[active.to(device)], 1, idx.unsqueeze(-1).expand(-1, -1, 3))
+        y = torch.gather(lab[active.to(device)], 1, idx)
         with autocast:
             logits = forward(spec, params, p).squeeze(-1)
         loss = torch.nn.functional.binary_cross_entropy_with_logits(logits.float(), y, reduction="none")
         return loss.mean(dim=1), None
 
     def quality_fn(params: Params, active: torch.Tensor) -> torch.Tensor:
-        logits = forward(spec, params, ev_pts[active]).squeeze(-1)
-        return iou_from_logits(logits, ev_lab[active])
+        logits = forward(spec, params, ev_pts[active.to(device)]).squeeze(-1)
+        return iou_from_logits(logits, ev_lab[active.to(device)])
 
     loop = LoopConfig(
         lr=config.lr, max_steps=config.max_steps, target=config.target_iou,
@@ -219,7 +223,8 @@ def fit_occupancy(
 
 
 def fit_meshes(meshes: list[trimesh.Trimesh], init: Params, spec: INRSpec, config: MeshFitConfig,
-               seeds: list[int], stage: str = "fit", names: list[str] | None = None) -> ProgressGen[FitOutcome]:
+               seeds: list[int], stage: str = "fit", names: list[str] | None = None,
+               device: torch.device | None = None) -> ProgressGen[FitOutcome]:
     """Sample and fit normalised meshes, ``config.batch_size`` at a time: the one way the studio,
     ``equigen fit`` and a model's shots turn meshes into INRs. Corpus builds run the same two
     steps (``sample_occupancy``, ``fit_occupancy``) in their own processes, reusing the samples
@@ -234,7 +239,7 @@ def fit_meshes(meshes: list[trimesh.Trimesh], init: Params, spec: INRSpec, confi
         samples = yield from relay(sample_meshes(part, spec, config, seeds[s:s + len(part)]), "sample", s, len(meshes))
         for i, sample in enumerate(samples):
             check_encloses_volume(sample, names[s + i] if names else f"mesh {s + i + 1}")
-        outcomes.append((yield from relay(fit_occupancy(samples, init, spec, config), stage)))
+        outcomes.append((yield from relay(fit_occupancy(samples, init, spec, config, device), stage)))
     return FitOutcome(params=concat([o.params for o in outcomes]),
                       quality=torch.cat([o.quality for o in outcomes]),
                       steps=torch.cat([o.steps for o in outcomes]),

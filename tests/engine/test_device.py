@@ -57,3 +57,28 @@ def test_fit_adapt_and_sample_run_on_the_requested_device(device):
     params = drive(generate_params(adapted, GenerateConfig(n=2, steps=5)))
     assert all(v.device.type == "cpu" and bool(torch.isfinite(v).all()) for v in params.values())
     assert model.device.type == device and load_generator(bundled_model("glyphs-2d")).device.type == "cpu"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_fitting_computes_on_the_requested_device_and_returns_cpu_weights(device, monkeypatch):
+    import numpy as np
+
+    import engine.fit.images as images
+    from engine.fit.images import ImageFitConfig, fit_images
+    from engine.functional import init_from_seed
+    from engine.spec import MNIST_SIREN
+
+    seen = set()
+    real = images.forward
+
+    def spy(spec, params, coords):
+        seen.update({v.device.type for v in params.values()} | {coords.device.type})
+        return real(spec, params, coords)
+
+    monkeypatch.setattr(images, "forward", spy)
+    frames = np.zeros((2, 28, 28), np.float32)
+    frames[:, 8:20, 10:18] = 1.0
+    out = drive(fit_images(frames, init_from_seed(MNIST_SIREN, 0), MNIST_SIREN, ImageFitConfig(max_steps=20),
+                           resolve(device)))
+    assert seen == {device}
+    assert all(v.device.type == "cpu" for v in out.params.values()) and out.quality.device.type == "cpu"
