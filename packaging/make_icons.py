@@ -32,14 +32,14 @@ def render(svg: Path, size: int) -> Image.Image:
 
 
 def main() -> int:
-    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])  # noqa: F841 (Qt needs one)
+    app = QGuiApplication.instance() or QGuiApplication(sys.argv[:1])  # QPainter needs an application
     svg = ICONS / "equigen-studio.svg"
     images = {s: render(svg, s) for s in SIZES}
     for s, im in images.items():
         im.save(ICONS / f"equigen-studio-{s}.png")
     images[256].save(ICONS / "equigen-studio.ico", sizes=[(s, s) for s in SIZES if s <= 256])
     images[512].save(ICONS / "equigen-studio.icns")
-    print(f"wrote {len(SIZES)} PNGs, .ico and .icns to {ICONS}")
+    print(f"wrote {len(SIZES)} PNGs, .ico and .icns to {ICONS} ({app.platformName()} platform)")
     return 0
 
 

@@ -55,6 +55,11 @@ class WeightDiffusion:
     shots: Shots | None = None
 
     @property
+    def device(self) -> torch.device:
+        """Where this model computes: raw-weight models run on the CPU."""
+        return self.mean.device
+
+    @property
     def layout(self) -> TokenLayout:
         return token_layout(self.spec, self.denoiser.config.token_numbers)
 

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from engine.device import gpu_errors, resolve as resolve_device
+from engine.device import gpu_errors
 from engine.diffusion.adapt import AdaptConfig
 from engine.diffusion.code_model import CodeDiffusion
 from engine.diffusion.code_train import CodeAdaptConfig
@@ -65,7 +65,7 @@ class GenerationSession:
                  adapted_file: str | os.PathLike | None = None, device: str = "cpu"):
         self.model_path = Path(model_path)
         self.model = load_generator(model_path, device)
-        self.device = self.model.device if isinstance(self.model, CodeDiffusion) else resolve_device("cpu")
+        self.device = self.model.device
         self.info = describe_model(self.model, model_path)
         self.adapt_config = adapt_config or adapt_recipe_for(self.model)
         self._adapted: WeightDiffusion | CodeDiffusion | None = None
