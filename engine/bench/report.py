@@ -152,7 +152,8 @@ def write_report(result: dict, out_dir: str | os.PathLike, command: str = "") ->
     cfg = info["config"]
     lines = [
         f"# Generation quality: {Path(info['corpus']).name} ({info['spec']})", "",
-        f"Made {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()['cpu']}, {os.cpu_count()} cores, "
+        f"Made {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()['cpu']}, {os.cpu_count()} cores "
+        f"(computed on {machine()['device']}), "
         f"in {info['seconds'] / 60:.1f} min." + (f" Reproduce: `{command}`" if command else ""), "",
         f"- Model: `{info['model']}`" + (f"; HyperDiffusion baseline: `{info['hyperdiffusion_model']}`"
                                          if info["hyperdiffusion_model"] else "; no HyperDiffusion model given"),

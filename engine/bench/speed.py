@@ -45,8 +45,11 @@ def machine() -> dict:
                 break
     except OSError:
         pass
+    from engine.device import describe
+
+    # the benches compute on the CPU; a GPU in the machine is named, not used
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__,
+            "torch": torch.__version__, "device": describe(torch.device("cpu")),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
@@ -253,7 +256,7 @@ def run_speed(repeats: int = 3, sections: tuple[str, ...] = SECTIONS,
 def describe_speed(result: dict) -> str:
     """The human-readable summary of ``run_speed``'s result."""
     m = result["machine"]
-    lines = [f"{m['cpu']}, {m['cores']} cores, torch {m['torch']} ({m['torch_threads']} threads)"
+    lines = [f"{m['cpu']}, {m['cores']} cores, torch {m['torch']}; computed on {m['device']}"
              + (f", {m['gpu']}" if m.get("gpu") else "") + f"; medians of {result['repeats']} runs"]
     if "fit-2d" in result:
         r = result["fit-2d"]

@@ -32,15 +32,20 @@ def _train_structured(args) -> None:
         if args.encoder is None:
             raise InputError("equigen training needs --encoder (make one with 'equigen pretrain')")
         encoder, _ = load_encoder(args.encoder)
+    from engine.device import describe, gpu_errors, resolve
+
+    device = resolve(args.device)
     bar = ProgressLine(not args.json)
     manifest = read_manifest(args.data)
     meta = {"classes": {"source": manifest["source_classes"], "target": manifest["target_classes"]},
             "corpus": str(args.data), "corpus_kind": manifest["kind"], "encoder_file": args.encoder}
     t0 = time.perf_counter()
-    model = drive(train_codes(base, codes, args.out, encoder, cfg, meta, data_id=str(Path(args.data).resolve())),
-                  on_progress=bar)
+    log.info("training on %s", describe(device))
+    with gpu_errors(device):
+        model = drive(train_codes(base, codes, args.out, encoder, cfg, meta, data_id=str(Path(args.data).resolve()),
+                                  device=device), on_progress=bar)
     bar.finish()
-    info = dict(model.meta["train"], output=args.out)
+    info = dict(model.meta["train"], output=args.out, device=describe(device))
     emit(args, info, f"wrote {args.out}: {cfg.method} model over {base.code_dim}-number codes, "
                       f"{info['steps']} steps in {time.perf_counter() - t0:.0f} s")
 
@@ -54,6 +59,9 @@ def cmd_train(args) -> None:
         return _train_structured(args)
     if args.field_weight is not None:
         raise InputError("--field-weight applies to structured corpora (built with --init-mode structured)")
+    if args.device.startswith("cuda"):
+        raise InputError("raw-weight corpora train on the CPU only (structured corpora take --device); "
+                         "use --device cpu")
 
     cfg = with_fields(TrainConfig(), {
         "method": args.method, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
@@ -198,6 +206,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("--weighting", choices=["edm", "x0"], default=None,
                     help="loss weight over noise levels: edm (default) fits the network's own part equally "
                          "at every level; x0 is the plain x0 error (the bundled glyph model's recipe)")
+    add_device_flag(sp, "structured corpora train (raw-weight ones on the CPU)")
     add_json_flag(sp)
     sp.set_defaults(func=cmd_train)
 

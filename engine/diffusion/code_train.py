@@ -154,15 +154,18 @@ def _embed(model: CodeDiffusion, codes: torch.Tensor, batch: int = 64) -> torch.
 
 def train_codes(base: SharedBase, codes: torch.Tensor, out: str | Path, encoder: WeightEncoder | None = None,
                 config: CodeTrainConfig = CodeTrainConfig(), meta: dict | None = None,
-                data_id: str = "") -> ProgressGen[CodeDiffusion]:
-    """Train a model on source codes ``(N, D)`` of ``base`` and write it to ``out``.
+                data_id: str = "", device: torch.device | None = None) -> ProgressGen[CodeDiffusion]:
+    """Train a model on source codes ``(N, D)`` of ``base`` on ``device`` (the CPU by default)
+    and write it to ``out`` (from the CPU: the file is device-free).
 
-    Resumes from ``out + '.ckpt'`` (same settings and ``data_id``).
+    Resumes from ``out + '.ckpt'`` (same settings and ``data_id``; a checkpoint made on one
+    device resumes on another).
     """
     t0 = time.perf_counter()
     out = Path(out)
     torch.manual_seed(config.seed)
-    model = untrained_model(base, codes, encoder, config)
+    model = untrained_model(base, codes, encoder, config).to(device or torch.device("cpu"))
+    codes = codes.to(model.device)
     x_all = model.normalise(codes)
     yield Progress("encode", 0, 1, "computing ψ of the source split")
     cond_all = _embed(model, codes)
@@ -180,7 +183,7 @@ def train_codes(base: SharedBase, codes: torch.Tensor, out: str | Path, encoder:
         step = run.step
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + step)
         set_lr(opt, config.lr * warmup_cosine(step, config.steps, config.warmup, DENOISER_LR_FLOOR))
-        idx = torch.randint(n, (config.batch_size,), generator=g)
+        idx = torch.randint(n, (config.batch_size,), generator=g).to(model.device)
         loss, parts = code_loss(model, denoiser, x_all[idx], None if cond_all is None else cond_all[idx], g,
                                 config.cond_dropout, config.reg_weight, config.reg_items, config.field_weight)
         opt.zero_grad(set_to_none=True)

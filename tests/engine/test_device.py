@@ -82,3 +82,34 @@ def test_fitting_computes_on_the_requested_device_and_returns_cpu_weights(device
                            resolve(device)))
     assert seen == {device}
     assert all(v.device.type == "cpu" for v in out.params.values()) and out.quality.device.type == "cpu"
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_training_step_runs_on_the_requested_device_and_the_file_is_device_free(device, tmp_path):
+    import dataclasses
+
+    from engine.diffusion.code_denoiser import CodeDenoiser, CodeDenoiserConfig
+    from engine.diffusion.code_model import load_code_model
+    from engine.diffusion.code_train import CodeTrainConfig, train_codes
+    from engine.spec import MNIST_SIREN
+    from engine.weightspace.structured import SharedBase
+
+    base = SharedBase(MNIST_SIREN, 2, torch.Generator().manual_seed(0))
+    codes = torch.randn(8, base.code_dim, generator=torch.Generator().manual_seed(1)) * 0.1
+    seen = set()
+    real = CodeDenoiser.forward
+
+    def spy(self, x, t, cond=None, drop=None):
+        seen.update({x.device.type, t.device.type, next(self.parameters()).device.type})
+        return real(self, x, t, cond, drop)
+
+    config = dataclasses.replace(CodeTrainConfig(), method="hyperdiffusion", steps=3, batch_size=4, warmup=1,
+                                 denoiser=CodeDenoiserConfig(width=16, depth=1))
+    out = tmp_path / "m.safetensors"
+    CodeDenoiser.forward = spy
+    try:
+        model = drive(train_codes(base, codes, out, None, config, device=resolve(device)))
+    finally:
+        CodeDenoiser.forward = real
+    assert seen == {device} and model.device.type == device
+    assert load_code_model(out).device.type == "cpu"  # written from the CPU, read back anywhere
