@@ -68,8 +68,9 @@ def csv_list(text: str) -> tuple[str, ...]:
     return tuple(t for t in (x.strip() for x in text.split(",")) if t)
 
 
-def distributed(threads: int | None = None):
-    """(rank, world, barrier, share) under torchrun (gloo on CPU), else (0, 1, None, None).
+def distributed(threads: int | None = None, device=None):
+    """(rank, world, barrier, share) under torchrun (NCCL when ``device`` is a CUDA GPU, gloo on
+    the CPU), else (0, 1, None, None).
 
     ``share(value)`` returns rank 0's value on every rank. Each rank runs ``threads`` torch
     threads when the user chose (``--threads``), else its share of the cores.
@@ -83,7 +84,10 @@ def distributed(threads: int | None = None):
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group("gloo")
+        cuda = device is not None and device.type == "cuda"
+        if cuda:
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if cuda else "gloo")
     torch.set_num_threads(threads or max(1, (os.cpu_count() or 1) // world))
 
     def share(value):
@@ -132,7 +136,7 @@ def training_output(args) -> Path:
     return output_file(args, args.out)
 
 
-def add_device_flag(sp: argparse.ArgumentParser, what: str) -> None:
+def add_device_flag(sp: argparse.ArgumentParser, what: str, meshes: bool = False) -> None:
+    note = "; meshes are labelled (winding numbers) on the CPU" if meshes else ""
     sp.add_argument("--device", default="auto", metavar="DEVICE",
-                    help=f"where {what}: auto (a CUDA GPU when present, else the CPU), cpu, cuda or cuda:N; "
-                         "meshes are labelled (winding numbers) on the CPU")
+                    help=f"where {what}: auto (a CUDA GPU when present, else the CPU), cpu, cuda or cuda:N{note}")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from engine.cli.common import ProgressLine, add_json_flag, add_overwrite_flag, distributed, emit, training_output
+from engine.cli.common import (
+    ProgressLine, add_device_flag, add_json_flag, add_overwrite_flag, distributed, emit, training_output,
+)
 from engine.domains import IMAGES, SHAPES
 from engine.overrides import with_fields
 from engine.progress import drive
@@ -18,9 +20,14 @@ def cmd_pretrain(args) -> None:
         "encoder.depth": args.depth, "encoder.probes": False if args.no_probes else None,
         "encoder.probe_lattice": args.probe_lattice,
         "encoder.probe_logits": False if args.probe_probabilities else None})
-    rank, world, _, _ = distributed(args.threads)
+    from engine.device import describe, gpu_errors, resolve
+
+    device = resolve(args.device)
+    rank, world, _, _ = distributed(args.threads, device)
     bar = ProgressLine(not args.json and rank == 0)
-    summary = drive(pretrain(args.data, args.out, cfg, rank, world), on_progress=bar)
+    with gpu_errors(device):
+        summary = drive(pretrain(args.data, args.out, cfg, rank, world, device), on_progress=bar)
+    summary["device"] = describe(device)
     bar.finish()
     if rank == 0:
         emit(args, dict(summary, output=args.out),
@@ -50,6 +57,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("--data", required=True, help="corpus folder (its source split is used)")
     sp.add_argument("--out", required=True, help="encoder .safetensors (resumes from OUT.ckpt)")
     add_overwrite_flag(sp)
+    add_device_flag(sp, "the encoder trains (under torchrun each rank takes its LOCAL_RANK GPU)")
     sp.add_argument("--epochs", type=int, default=None)
     sp.add_argument("--batch-size", type=int, default=None)
     sp.add_argument("--width", type=int, default=None, help="channels of the equivariant layers")

@@ -114,7 +114,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("--max-steps", type=int, default=None)
     sp.add_argument("--invert", choices=["auto", "yes", "no"], default="auto",
                     help="make image backgrounds dark as in MNIST (default: auto)")
-    add_device_flag(sp, "the weights are fitted")
+    add_device_flag(sp, "the weights are fitted", meshes=True)
     add_json_flag(sp)
     sp.set_defaults(func=cmd_fit)
 

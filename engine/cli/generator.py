@@ -220,7 +220,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("--lr", type=float, default=None)
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--seconds", type=float, default=None, help="stop fine-tuning after this long")
-    add_device_flag(sp, "structured models fit the shots' codes and adapt")
+    add_device_flag(sp, "structured models fit the shots' codes and adapt", meshes=True)
     add_json_flag(sp)
     sp.set_defaults(func=cmd_adapt)
 
@@ -242,7 +242,7 @@ def add_parsers(sub) -> None:
                     help="classifier-free guidance scale (1 = none; default: the model's, 1 for 2D structured models, else 2)")
     sp.add_argument("--blend", type=int, nargs=2, default=None, metavar=("A", "B"),
                     help="interpolate between shots A and B (0-based) instead of perturbing")
-    add_device_flag(sp, "structured models adapt (with --shots) and sample")
+    add_device_flag(sp, "structured models adapt (with --shots) and sample", meshes=True)
     add_json_flag(sp)
     sp.set_defaults(func=cmd_generate)
 

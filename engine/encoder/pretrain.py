@@ -113,9 +113,9 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float,
     sim = z @ z.T / temperature
     sim.fill_diagonal_(float("-inf"))
     if groups is None:
-        target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)])
+        target = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
         return F.cross_entropy(sim, target)
-    g = torch.cat([groups, groups])
+    g = torch.cat([groups, groups]).to(z.device)
     positive = (g[:, None] == g[None, :]).fill_diagonal_(False)
     log_prob = F.log_softmax(sim, dim=1).masked_fill(~positive, 0.0)
     return -(log_prob.sum(1) / positive.sum(1)).mean()
@@ -176,12 +176,15 @@ def _items_and_fits(ds: INRDataset) -> list[list[int]]:
 
 def pretrain(
     data: str | os.PathLike, out: str | os.PathLike, config: PretrainConfig = PretrainConfig(),
-    rank: int = 0, world: int = 1,
+    rank: int = 0, world: int = 1, device: torch.device | None = None,
 ) -> ProgressGen[dict]:
-    """Pre-train an encoder on a corpus' source split; writes ``out`` and returns a summary.
+    """Pre-train an encoder on a corpus' source split on ``device`` (the CPU by default); writes
+    ``out`` (from the CPU) and returns a summary. The random views are made on the CPU (the
+    same views on every device) and moved for the forward pass.
 
     Resumes from ``out + '.ckpt'`` when it exists (same data and settings).
     """
+    device = device or torch.device("cpu")
     t0 = time.perf_counter()
     out = Path(out)
     ds = INRDataset(data, split="source")
@@ -194,10 +197,11 @@ def pretrain(
     mean, std = read_stats(data)
     t_mean, t_std = tensor_stats(mean, std, spec)
     torch.manual_seed(config.seed)
-    model = WeightEncoder(spec, config.encoder, t_mean, t_std)
+    model = WeightEncoder(spec, config.encoder, t_mean, t_std).to(device)
     ddp = model
     if world > 1:
-        ddp = torch.nn.parallel.DistributedDataParallel(model)
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None)
     lr = config.lr if config.lr is not None else domain_of(spec).pretrain_lr
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=config.weight_decay, amsgrad=True)
     per_step = config.batch_size
@@ -236,8 +240,8 @@ def pretrain(
         # that fit the source classes only (3D glyphs held-out k-NN 0.61 without, 0.83 with, docs/EXPERIMENTS.md).
         set_lr(opt, lr * warmup_cosine(step, total, config.warmup))
         # One forward over both views: DDP expects one forward per backward.
-        with mixed_precision(config.precision):
-            z = ddp({k: torch.cat([view1[k], view2[k]]) for k in view1}, project=True)
+        with mixed_precision(config.precision, device):
+            z = ddp({k: torch.cat([view1[k], view2[k]]).to(device) for k in view1}, project=True)
         z = z.float()
         z1, z2 = z[: len(idx)], z[len(idx) :]
         groups = item_class[idx] if config.positives == "class" else None
