@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from engine.cli.common import Parser, ProgressLine, add_json_flag, csv_list, distributed, emit
+from engine.cli.common import Parser, ProgressLine, add_device_flag, add_json_flag, csv_list, distributed, emit
 from engine.errors import EquigenError
 from engine.domains import IMAGES, SHAPES
 from engine.overrides import with_fields
@@ -21,6 +21,9 @@ def cmd_data_build(args) -> None:
     )
     cfg = with_fields(cfg.with_domain_fits(), {"image_fit.max_steps": args.max_steps,
                                                "mesh_fit.max_steps": args.max_steps})
+    from engine.device import gpu_errors, resolve
+
+    device = resolve(args.device)  # under torchrun, cuda is each rank's LOCAL_RANK GPU
     if cfg.init_mode == "structured":
         from engine.data.build import make_source
         from engine.domains import domain_of
@@ -29,13 +32,15 @@ def cmd_data_build(args) -> None:
         recipe = with_fields(domain_of(make_source(cfg).dimension).structured,
                              {"workers": args.workers, "base.steps": args.base_steps})
         bar = ProgressLine(not args.json)
-        summary = drive(build_structured_corpus(cfg, args.out, recipe), on_progress=bar)
+        with gpu_errors(device):
+            summary = drive(build_structured_corpus(cfg, args.out, recipe, device), on_progress=bar)
         bar.finish()
         emit(args, summary, _describe_corpus(summary))
         return
-    rank, world, barrier, share = distributed(args.threads)
+    rank, world, barrier, share = distributed(args.threads)  # gloo: the ranks only coordinate
     bar = ProgressLine(not args.json and rank == 0)
-    summary = drive(build_corpus(cfg, args.out, rank, world, barrier, share), on_progress=bar)
+    with gpu_errors(device):
+        summary = drive(build_corpus(cfg, args.out, rank, world, barrier, share, device), on_progress=bar)
     bar.finish()
     if rank == 0:
         emit(args, summary, _describe_corpus(summary))
@@ -109,6 +114,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("kind", choices=["glyphs", "fashion-mnist", "images", "meshes", "inrs",
                                      "shapes3d", "glyphs3d"])
     sp.add_argument("--out", required=True, help="corpus folder (resumes if it holds this build)")
+    add_device_flag(sp, "items are fitted and a structured corpus' shared part is learned", meshes=True)
     sp.add_argument("--per-class", type=int, default=None, help="at most N items per class")
     sp.add_argument("--inits", type=int, default=1,
                     help="fits per item; fits 2..K start from other random inits (contrastive positives)")

@@ -183,8 +183,10 @@ def build_corpus(
     config: BuildConfig, out: str | Path, rank: int = 0, world: int = 1,
     barrier: Callable[[], None] | None = None,
     share: Callable[[object], object] | None = None,
+    device: torch.device | None = None,
 ) -> ProgressGen[dict]:
-    """Build (or resume) the corpus described by ``config`` in ``out``.
+    """Build (or resume) the corpus described by ``config`` in ``out``, fitting on ``device``
+    (the CPU by default; under torchrun each rank passes its own GPU).
 
     With ``world > 1`` every process calls this with its rank, a barrier and ``share`` (rank 0's
     value handed to every rank); chunk c is fitted by rank ``c % world``, rank 0 plans and
@@ -221,7 +223,7 @@ def build_corpus(
         rows_in = [(g, r) for g, r in enumerate(plan) if r["chunk"] == c]
         chunk_t0 = time.perf_counter()
         params, rows, skipped = yield from relay(
-            _fit_chunk(source, config, spec, rows_in, shared), f"chunk {c + 1}/{n_chunks}",
+            _fit_chunk(source, config, spec, rows_in, shared, device), f"chunk {c + 1}/{n_chunks}",
         )
         write_shard(paths.shard(c), spec, params, rows, skipped, time.perf_counter() - chunk_t0)
         yield Progress("build", len(mine) - len(todo) + j + 1, len(mine),
@@ -317,7 +319,8 @@ def _fits_by_init(config: BuildConfig, loaded) -> list[tuple[int, list[int]]]:
     return [(k, todo) for k, todo in plan if todo]
 
 
-def _fit_chunk(source: Source, config: BuildConfig, spec: INRSpec, rows_in, shared: Params | None):
+def _fit_chunk(source: Source, config: BuildConfig, spec: INRSpec, rows_in, shared: Params | None,
+               device: torch.device | None = None):
     """Fit (or import) one chunk: returns (stacked params, row records, skipped records)."""
     loaded, skipped = _load_items(source, rows_in)
     yield Progress("load", len(rows_in), len(rows_in), f"loaded {len(loaded)} items")
@@ -344,7 +347,7 @@ def _fit_chunk(source: Source, config: BuildConfig, spec: INRSpec, rows_in, shar
             for s in range(0, len(todo), batch):
                 part = todo[s:s + batch]
                 init = _item_inits(spec, config, [indices[j] for j in part], k, shared)
-                out = yield from relay(fit_images(frames[part], init, spec, config.image_fit))
+                out = yield from relay(fit_images(frames[part], init, spec, config.image_fit, device))
                 parts.append(out.params)
                 rows += [_row(config, *loaded[j][:2], k, out.quality[i], "psnr_db", int(out.steps[i]), bool(out.reached[i]))
                          for i, j in enumerate(part)]
@@ -359,7 +362,7 @@ def _fit_chunk(source: Source, config: BuildConfig, spec: INRSpec, rows_in, shar
                 part = todo[s:s + batch]
                 init = _item_inits(spec, config, [indices[j] for j in part], k, shared)
                 fit_cfg = dataclasses.replace(config.mesh_fit, seed=_item_seed(config.seed, indices[part[0]], k))
-                out = yield from relay(fit_occupancy([samples[j] for j in part], init, spec, fit_cfg))
+                out = yield from relay(fit_occupancy([samples[j] for j in part], init, spec, fit_cfg, device))
                 parts.append(out.params)
                 rows += [_row(config, *loaded[j][:2], k, out.quality[i], "iou", int(out.steps[i]), bool(out.reached[i]))
                          for i, j in enumerate(part)]

@@ -140,9 +140,13 @@ def _save_codes(paths: CorpusPaths, codes: torch.Tensor, fitted: torch.Tensor) -
 
 
 def build_structured_corpus(config: BuildConfig, out: str | Path,
-                            recipe: StructuredRecipe | None = None) -> ProgressGen[dict]:
+                            recipe: StructuredRecipe | None = None,
+                            device: torch.device | None = None) -> ProgressGen[dict]:
     """Build (or resume) a structured corpus of meshes or images in ``out``; returns
-    ``store.summarise``. ``recipe``: the domain's own (``domain_of(...).structured``) when None."""
+    ``store.summarise``. ``recipe``: the domain's own (``domain_of(...).structured``) when None.
+    The shared part and the codes are learned on ``device`` (the CPU by default); meshes are
+    sampled on the CPU; every file is written from the CPU."""
+    device = device or torch.device("cpu")
     from engine.data.store import summarise
     from engine.domains import domain_of  # the recipes import this module
 
@@ -180,7 +184,7 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
         ckpt = base_path(paths).with_name(base_path(paths).name + ".ckpt")
         base, src_codes, summary = yield from train_base(
             spec, samples["points"][src], samples["labels"][src], recipe.base, checkpoint=ckpt,
-            data_id=f"{paths.root.resolve()}:{len(src)}")
+            data_id=f"{paths.root.resolve()}:{len(src)}", device=device)
         codes[samples["plan_index"][src]] = src_codes
         fitted = torch.zeros(len(plan), dtype=torch.bool)
         if not recipe.refit_source:
@@ -188,7 +192,7 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
         _save_codes(paths, codes, fitted)
         save_base(base_path(paths), base, {"train": summary, "corpus": str(paths.root)})
         ckpt.unlink(missing_ok=True)
-    base, _ = load_base(base_path(paths))
+    base = load_base(base_path(paths))[0].to(device)
     stored = read_tensors(codes_path(paths), InputError)[1]
     codes, fitted = stored["codes"], stored["fitted"]
     position = {int(g): i for i, g in enumerate(samples["plan_index"])}
@@ -201,7 +205,7 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
         fit_t0 = time.perf_counter()
         new_codes = yield from relay(fit_together(base, samples["points"][at], samples["labels"][at],
                                                   recipe.fit), f"fit {cls}")
-        codes[torch.tensor(part)] = new_codes
+        codes[torch.tensor(part)] = new_codes.cpu()
         fitted[torch.tensor(part)] = True
         _save_codes(paths, codes, fitted)
         log.info("fitted %d %s in %.0f s", len(part), cls, time.perf_counter() - fit_t0)
@@ -212,10 +216,10 @@ def build_structured_corpus(config: BuildConfig, out: str | Path,
         rows = [(g, r) for g, r in enumerate(plan) if r["chunk"] == c and g in position]
         if rows:
             at = torch.tensor([position[g] for g, _ in rows])
-            chunk_codes = codes[torch.tensor([g for g, _ in rows])]
+            chunk_codes = codes[torch.tensor([g for g, _ in rows])].to(device)
             quality, metric = code_quality(base, chunk_codes, samples["eval_points"][at].float(),
                                            samples["eval_labels"][at])
-            params = base.full_params(chunk_codes)
+            params = {k: v.cpu() for k, v in base.full_params(chunk_codes).items()}
         else:
             quality, metric, params = [], "", None
         target = config.image_fit.target_psnr if metric == "psnr_db" else 0.9

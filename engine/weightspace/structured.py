@@ -225,20 +225,22 @@ class CodeTable(torch.nn.Module):
 
 def train_base(spec: INRSpec, points: torch.Tensor, labels: torch.Tensor,
                config: BaseConfig = BaseConfig(), checkpoint: Path | None = None,
-               checkpoint_every: int = 500, data_id: str = "",
+               checkpoint_every: int = 500, data_id: str = "", device: torch.device | None = None,
                ) -> ProgressGen[tuple[SharedBase, torch.Tensor, dict]]:
     """Learn the shared part and one code per shape of a corpus (an auto-decoder).
 
     points ``(N, P, in_dim)`` and labels ``(N, P)`` (occupancy, 1 inside; or pixel values) are
     each shape's training samples in the spec's domain. Returns the base, the codes ``(N, code_dim)`` and a summary. With
     ``checkpoint`` the run saves itself every ``checkpoint_every`` steps and resumes from it
-    (same config and ``data_id`` only); every step draws from its own seeded generator, so a
+    (same config and ``data_id`` only, on any ``device``: the samples stay on the CPU and each
+    step's draw moves there); every step draws from its own seeded generator, so a
     resumed run equals an uninterrupted one.
     """
     t0 = time.perf_counter()
-    base = SharedBase(spec, config.rank, torch.Generator().manual_seed(config.seed))
+    device = device or torch.device("cpu")
+    base = SharedBase(spec, config.rank, torch.Generator().manual_seed(config.seed)).to(device)
     n = points.shape[0]
-    table = CodeTable(n, base.code_dim)
+    table = CodeTable(n, base.code_dim).to(device)
     opt = torch.optim.Adam(base.parameters(), lr=config.lr)
     header = {"config": asdict(config) | {"spec": spec.to_dict()}, "data": data_id}
     run = TrainingRun(config.steps, {"base": base, "codes": table}, opt, checkpoint=checkpoint, header=header,
@@ -252,7 +254,8 @@ def train_base(spec: INRSpec, points: torch.Tensor, labels: torch.Tensor,
         set_lr(opt, config.lr * factor)
         code_lr = config.code_lr * warmup_cosine(step, config.steps - 1, 0, floor)
         rows = torch.randperm(n, generator=g)[: config.shapes_per_step]
-        p, y = _draw(points, labels, rows, config.points_per_shape, g)
+        p, y = _draw(points, labels, rows, config.points_per_shape, g)  # the corpus' samples stay on the CPU
+        p, y, rows = p.to(device), y.to(device), rows.to(device)
         z = table.codes[rows].clone().requires_grad_(True)
         fit_loss = base.field_loss(z, p, y).mean()
         loss = fit_loss + config.code_penalty * (z**2).sum(1).mean()
@@ -265,7 +268,7 @@ def train_base(spec: INRSpec, points: torch.Tensor, labels: torch.Tensor,
             yield Progress("train base", run.step, config.steps, metrics=metrics)
     summary = {"config": asdict(config), "shapes": n, "seconds": round(time.perf_counter() - t0, 1),
                "final_loss": run.metrics().get("loss")}
-    return base, table.codes.clone(), summary
+    return base, table.codes.cpu().clone(), summary
 
 
 def fit_codes(base: SharedBase, points: torch.Tensor, labels: torch.Tensor,

@@ -113,3 +113,17 @@ def test_a_training_step_runs_on_the_requested_device_and_the_file_is_device_fre
         CodeDenoiser.forward = real
     assert seen == {device} and model.device.type == device
     assert load_code_model(out).device.type == "cpu"  # written from the CPU, read back anywhere
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_shared_part_learns_on_the_requested_device(device):
+    from engine.functional import image_grid
+    from engine.spec import MNIST_SIREN
+    from engine.weightspace.structured import BaseConfig, train_base
+
+    frames = torch.rand(6, 28 * 28, generator=torch.Generator().manual_seed(0))
+    grid = image_grid(28).expand(6, -1, -1)
+    base, codes, _ = drive(train_base(MNIST_SIREN, grid, frames, BaseConfig(
+        rank=2, steps=3, shapes_per_step=3, points_per_shape=64, warmup=1), device=resolve(device)))
+    assert base.mean_code.device.type == device and codes.device.type == "cpu"
+    assert all(v.device.type == "cpu" for v in base.state().values())
