@@ -59,18 +59,20 @@ def cmd_train(args) -> None:
         return _train_structured(args)
     if args.field_weight is not None:
         raise InputError("--field-weight applies to structured corpora (built with --init-mode structured)")
-    if args.device.startswith("cuda"):
-        raise InputError("raw-weight corpora train on the CPU only (structured corpora take --device); "
-                         "use --device cpu")
 
     cfg = with_fields(TrainConfig(), {
         "method": args.method, "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "seed": args.seed,
         "max_minutes": args.minutes, "reg_weight": args.reg_weight, "reg_items": args.reg_items,
         "precision": args.precision, "normalisation": args.normalisation, "weighting": args.weighting,
         "denoiser.width": args.width, "denoiser.depth": args.depth, "denoiser.prior_rank": args.prior_rank})
-    rank, world, _, _ = distributed(args.threads)
+    from engine.device import describe, gpu_errors, resolve
+
+    device = resolve(args.device)
+    rank, world, _, _ = distributed(args.threads, device)
     bar = ProgressLine(not args.json and rank == 0)
-    summary = drive(train(args.data, args.out, args.encoder, cfg, rank, world), on_progress=bar)
+    with gpu_errors(device):
+        summary = drive(train(args.data, args.out, args.encoder, cfg, rank, world, device), on_progress=bar)
+    summary["device"] = describe(device)
     bar.finish()
     if rank == 0:
         final = ", ".join(f"{k} {v:.4f}" for k, v in summary["final"].items())
@@ -206,7 +208,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("--weighting", choices=["edm", "x0"], default=None,
                     help="loss weight over noise levels: edm (default) fits the network's own part equally "
                          "at every level; x0 is the plain x0 error (the bundled glyph model's recipe)")
-    add_device_flag(sp, "structured corpora train (raw-weight ones on the CPU)")
+    add_device_flag(sp, "the generator trains (under torchrun each rank takes its LOCAL_RANK GPU)")
     add_json_flag(sp)
     sp.set_defaults(func=cmd_train)
 
@@ -220,7 +222,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("--lr", type=float, default=None)
     sp.add_argument("--seed", type=int, default=None)
     sp.add_argument("--seconds", type=float, default=None, help="stop fine-tuning after this long")
-    add_device_flag(sp, "structured models fit the shots' codes and adapt", meshes=True)
+    add_device_flag(sp, "the shots are fitted and the model adapts", meshes=True)
     add_json_flag(sp)
     sp.set_defaults(func=cmd_adapt)
 
@@ -242,7 +244,7 @@ def add_parsers(sub) -> None:
                     help="classifier-free guidance scale (1 = none; default: the model's, 1 for 2D structured models, else 2)")
     sp.add_argument("--blend", type=int, nargs=2, default=None, metavar=("A", "B"),
                     help="interpolate between shots A and B (0-based) instead of perturbing")
-    add_device_flag(sp, "structured models adapt (with --shots) and sample", meshes=True)
+    add_device_flag(sp, "the model adapts (with --shots) and samples", meshes=True)
     add_json_flag(sp)
     sp.set_defaults(func=cmd_generate)
 

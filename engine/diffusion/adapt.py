@@ -68,7 +68,7 @@ def adapt(model: WeightDiffusion, shots: Shots, config: AdaptConfig = AdaptConfi
     config = dataclasses.replace(config, weighting=config.weighting or trained_weighting(model))
     check_weighting(config.weighting)
     t0 = time.perf_counter()
-    shots = with_features(model, shots)
+    shots = with_features(model, shots)  # the shots' weights and features on the model's device
     x_shots = model.normalise(shots.params)
     cond_shots = shots.features
     denoiser = copy.deepcopy(model.denoiser).train().requires_grad_(True)
@@ -78,7 +78,7 @@ def adapt(model: WeightDiffusion, shots: Shots, config: AdaptConfig = AdaptConfi
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=0.0)
     schedule = Schedule()
     reps = max(1, config.batch_size // k)
-    idx = torch.arange(k).repeat(reps)
+    idx = torch.arange(k, device=model.device).repeat(reps)
     run = TrainingRun(config.steps, {}, opt, max_seconds=config.max_seconds, window=20, started=t0)
     while run.running:
         g = torch.Generator().manual_seed(config.seed * 7919 + run.step + 1)

@@ -136,16 +136,17 @@ def sample(model: WeightDiffusion, shots: Shots | None = None,
     """
     shots = shots if shots is not None else model.shots
     config = config.for_model(model.method, shots is not None)
-    g = torch.Generator().manual_seed(config.seed)
+    g = torch.Generator().manual_seed(config.seed)  # noise is drawn on the CPU: one seed, one set of shapes
     p = model.mean.numel()
+    device = model.device
     if method_named(config.method).samples is None:  # shots-noise: the shots alone
         k = next(iter(shots.params.values())).shape[0]
-        x = model.normalise(shots.params)[torch.arange(config.n) % k]
-        x = x + config.diversity * torch.randn(config.n, p, generator=g)
+        x = model.normalise({k_: v.to(device) for k_, v in shots.params.items()})[torch.arange(config.n, device=device) % k]
+        x = x + config.diversity * torch.randn(config.n, p, generator=g).to(device)
         yield Progress("sample", 1, 1)
         return model.denormalise(x)
     cond = sampling_conditions(shots.features if shots is not None else None, model.feature_scale, config, g)
-    noise = torch.randn(config.n, p, generator=g)
+    noise = torch.randn(config.n, p, generator=g).to(device)
     if config.blend is not None:
         noise = noise[:1].expand(config.n, -1).clone()  # one noise: the blend alone varies
     layout = model.layout
@@ -158,9 +159,9 @@ def sample(model: WeightDiffusion, shots: Shots | None = None,
     @torch.inference_mode()
     def predict_x0(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         tokens = to_tokens(layout, x)
-        with mixed_precision(config.precision):
+        with mixed_precision(config.precision, device):
             if guided:
-                drop = torch.cat([torch.zeros(len(t), dtype=torch.bool), torch.ones(len(t), dtype=torch.bool)])
+                drop = torch.arange(2 * len(t), device=device) >= len(t)  # the second half unconditioned
                 out = den(torch.cat([tokens, tokens]), torch.cat([t, t]), torch.cat([cond, cond]), drop,
                           prior_widen=widen).float()
                 c, u = out.chunk(2)

@@ -12,6 +12,7 @@ and after adaptation the shots' names and the adaptation recipe.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import asdict, dataclass, field
@@ -56,8 +57,23 @@ class WeightDiffusion:
 
     @property
     def device(self) -> torch.device:
-        """Where this model computes: raw-weight models run on the CPU."""
+        """Where this model computes (``to`` moves it)."""
         return self.mean.device
+
+    def to(self, device: torch.device) -> "WeightDiffusion":
+        """This model with every network and tensor on ``device`` (a copy when it moves; files are
+        always written from the CPU)."""
+        if device == self.device:
+            return self
+        moved = lambda t: None if t is None else t.to(device)  # noqa: E731
+        shots = None if self.shots is None else Shots(list(self.shots.names),
+                                                      {k: v.to(device) for k, v in self.shots.params.items()},
+                                                      moved(self.shots.features))
+        return WeightDiffusion(spec=self.spec, method=self.method, denoiser=copy.deepcopy(self.denoiser).to(device),
+                               encoder=None if self.encoder is None else copy.deepcopy(self.encoder).to(device),
+                               mean=self.mean.to(device), std=self.std.to(device),
+                               init={k: v.to(device) for k, v in self.init.items()},
+                               feature_scale=moved(self.feature_scale), meta=dict(self.meta), shots=shots)
 
     @property
     def layout(self) -> TokenLayout:

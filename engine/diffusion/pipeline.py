@@ -29,7 +29,6 @@ from engine.diffusion.outputs import write_samples
 from engine.diffusion.shots import load_shots
 from engine.device import resolve as resolve_device
 from engine.domains import domain_of
-from engine.errors import InputError
 from engine.functional import Params
 from engine.progress import ProgressGen
 
@@ -38,14 +37,11 @@ Generator = WeightDiffusion | CodeDiffusion
 
 def load_generator(path: str | os.PathLike, device: str | torch.device | None = "cpu") -> Generator:
     """Any model file ``equigen train`` or ``adapt`` writes, on ``device`` (``engine.device``
-    names: auto, cpu, cuda, cuda:N); InputError with a hint otherwise. Raw-weight models compute
-    on the CPU only."""
+    names: auto, cpu, cuda, cuda:N); InputError with a hint otherwise."""
     target = resolve_device(device)
     if model_format(path) == CODE_MODEL_FORMAT:
         return load_code_model(path).to(target)
-    if target.type != "cpu" and str(device).startswith("cuda"):
-        raise InputError(f"{path}: raw-weight models compute on the CPU only; use --device cpu")
-    return load_model(path)  # "auto" takes the CPU for them
+    return load_model(path).to(target)
 
 
 def save_generator(path: str | os.PathLike, model: Generator, half: bool = False) -> Path:
@@ -113,7 +109,7 @@ def generate_params(model: Generator, config: GenerateConfig) -> ProgressGen[Par
     if isinstance(model, CodeDiffusion):
         codes = yield from sample_codes(model, config)
         return {k: v.cpu() for k, v in model.base.full_params(codes).items()}  # INRs live on the CPU
-    return (yield from sample(model, config=config))
+    return {k: v.cpu() for k, v in (yield from sample(model, config=config)).items()}
 
 
 def provenance(model: Generator) -> dict[str, str]:

@@ -56,13 +56,14 @@ class Schedule:
         ts = self.sample_steps(num_steps)
         x = noise
         x0 = noise
+        abar = self.abar.to(noise.device)
         for i, t in enumerate(ts):
-            tt = torch.full((x.shape[0],), t, dtype=torch.long)
+            tt = torch.full((x.shape[0],), t, dtype=torch.long, device=noise.device)
             x0 = predict_x0(x, tt)
-            a_t = self.abar[t]
+            a_t = abar[t]
             eps = (x - a_t.sqrt() * x0) / (1 - a_t).sqrt()
             if i + 1 < len(ts):
-                a_next = self.abar[ts[i + 1]]
+                a_next = abar[ts[i + 1]]
                 x = a_next.sqrt() * x0 + (1 - a_next).sqrt() * eps
             else:
                 x = x0

@@ -78,13 +78,14 @@ def load_shots(model: WeightDiffusion, paths: list[str | os.PathLike],
             meshes.append((i, normalise_mesh(load_mesh(p))))
     fitted: dict[int, dict] = {i: prm for i, prm in ready}
     if frames:
-        out = yield from relay(fit_images(np.stack([f for _, f in frames]), model.init, spec, image_config),
+        out = yield from relay(fit_images(np.stack([f for _, f in frames]), model.init, spec, image_config,
+                                          model.device),
                                "fit shots", 0, len(paths))
         fitted |= {i: {k: v[j : j + 1] for k, v in out.params.items()} for j, (i, _) in enumerate(frames)}
     if meshes:
         out = yield from fit_meshes([m for _, m in meshes], model.init, spec, mesh_config,
                                     [mesh_config.seed + j for j in range(len(meshes))], "fit shots",
-                                    names=[str(paths[i]) for i, _ in meshes])
+                                    names=[str(paths[i]) for i, _ in meshes], device=model.device)
         fitted |= {i: {k: v[j : j + 1] for k, v in out.params.items()} for j, (i, _) in enumerate(meshes)}
     params = concat([fitted[i] for i in range(len(paths))])
     return Shots(names=[p.name for p in paths], params={k: v.detach().float() for k, v in params.items()},
@@ -96,4 +97,5 @@ def with_features(model: WeightDiffusion, shots: Shots) -> Shots:
     """The shots with their encoder features ψ ``(K, feature_dim)`` (unchanged without an encoder)."""
     if model.encoder is None:
         return shots
-    return Shots(shots.names, shots.params, model.encoder(shots.params).float())
+    params = {k: v.to(model.device) for k, v in shots.params.items()}
+    return Shots(shots.names, params, model.encoder(params).float())

@@ -98,23 +98,24 @@ def diffusion_loss(model: WeightDiffusion, denoiser, schedule: Schedule, x0: tor
     """
     layout = model.layout
     b = x0.shape[0]
-    t = torch.randint(schedule.steps, (b,), generator=generator)
-    noise = torch.randn(x0.shape, generator=generator)
+    device = x0.device  # the draws come from a CPU generator: the same on every device
+    t = torch.randint(schedule.steps, (b,), generator=generator).to(device)
+    noise = torch.randn(x0.shape, generator=generator).to(device)
     x_t = schedule.q_sample(x0, t, noise)
-    drop = torch.rand(b, generator=generator) < cond_dropout if cond is not None else None
-    with mixed_precision(precision):
+    drop = (torch.rand(b, generator=generator) < cond_dropout).to(device) if cond is not None else None
+    with mixed_precision(precision, device):
         pred = denoiser(to_tokens(layout, x_t), t, cond, drop)
     x0_hat = from_tokens(layout, pred.float())
     err = ((x0_hat - x0) ** 2).mean(1)
     parts = {"mse": float(err.mean().detach())}
     if weighting == "edm" and model.denoiser.config.skip:
-        loss = (err / (1 - schedule.abar[t])).mean()
+        loss = (err / (1 - schedule.abar.to(device)[t])).mean()
         parts["edm"] = float(loss.detach())
     else:
         loss = err.mean()
     if cond is not None and reg_weight > 0 and model.encoder is not None:
         k = min(reg_items, b)
-        with mixed_precision(precision):
+        with mixed_precision(precision, device):
             psi_hat = model.encoder(model.denormalise(x0_hat[:k]))
         reg = ((psi_hat.float() - cond[:k]) ** 2).mean()
         loss = loss + reg_weight * reg
@@ -216,8 +217,10 @@ def load_corpus_for_training(data: str | os.PathLike, encoder_path: str | os.Pat
 
 
 def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | os.PathLike | None = None,
-          config: TrainConfig = TrainConfig(), rank: int = 0, world: int = 1) -> ProgressGen[dict]:
-    """Train a model on the source split of ``data`` and write it to ``out``; returns a summary.
+          config: TrainConfig = TrainConfig(), rank: int = 0, world: int = 1,
+          device: torch.device | None = None) -> ProgressGen[dict]:
+    """Train a model on the source split of ``data`` on ``device`` (the CPU by default) and write
+    it to ``out`` (from the CPU); returns a summary.
 
     Resumes from ``out + '.ckpt'`` when it exists (same data and settings).
     """
@@ -234,11 +237,15 @@ def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | o
         cond_all = embed(model.encoder, params)
         model.feature_scale = cond_all.std(0)
     del params
+    model = model.to(device or torch.device("cpu"))
+    x_all = x_all.to(model.device)
+    cond_all = None if cond_all is None else cond_all.to(model.device)
     denoiser = model.denoiser.train()
     ema = copy.deepcopy(denoiser).eval().requires_grad_(False)
     ddp = denoiser
     if world > 1:
-        ddp = torch.nn.parallel.DistributedDataParallel(denoiser)
+        ddp = torch.nn.parallel.DistributedDataParallel(
+            denoiser, device_ids=[model.device.index] if model.device.type == "cuda" else None)
     opt = torch.optim.AdamW(denoiser.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     header = {"config": json.loads(json.dumps(config.to_dict())), "data": str(Path(data).resolve()),
               "encoder": str(encoder_path)}
@@ -252,7 +259,7 @@ def train(data: str | os.PathLike, out: str | os.PathLike, encoder_path: str | o
     while run.running:
         step = run.step
         g = torch.Generator().manual_seed(config.seed * 1_000_003 + step * 131 + rank)
-        idx = torch.randint(n, (local,), generator=g)
+        idx = torch.randint(n, (local,), generator=g).to(model.device)
         set_lr(opt, config.lr * warmup_cosine(step, config.steps, config.warmup, DENOISER_LR_FLOOR))
         loss, parts = diffusion_loss(model, ddp, schedule, x_all[idx], None if cond_all is None else cond_all[idx],
                                      g, config.cond_dropout, config.reg_weight, config.reg_items, config.precision,

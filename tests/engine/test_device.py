@@ -127,3 +127,19 @@ def test_the_shared_part_learns_on_the_requested_device(device):
         rank=2, steps=3, shapes_per_step=3, points_per_shape=64, warmup=1), device=resolve(device)))
     assert base.mean_code.device.type == device and codes.device.type == "cpu"
     assert all(v.device.type == "cpu" for v in base.state().values())
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_a_raw_weight_model_adapts_and_samples_on_the_requested_device(device, tiny2d):
+    from engine.diffusion.adapt import AdaptConfig
+
+    model = load_generator(tiny2d["model"], device)
+    assert model.device.type == device
+    adapted = drive(adapt_to_files(model, tiny2d["shots"][:3], AdaptConfig(steps=2, batch_size=6)))
+    tensors = [*adapted.denoiser.state_dict().values(), adapted.mean, adapted.std,
+               *adapted.init.values(), *adapted.shots.params.values()]
+    if adapted.encoder is not None:
+        tensors += [*adapted.encoder.state_dict().values(), adapted.shots.features]
+    assert {t.device.type for t in tensors} == {device}
+    params = drive(generate_params(adapted, GenerateConfig(n=2, steps=4)))
+    assert all(v.device.type == "cpu" and bool(torch.isfinite(v).all()) for v in params.values())
