@@ -35,8 +35,9 @@ DEFAULT_MODEL_2D = bundled_model("glyphs-2d")
 DEFAULT_MODEL_3D = bundled_model("shapes-3d")
 
 
-def machine() -> dict:
-    """What the figures were measured on."""
+def machine(device: torch.device | None = None) -> dict:
+    """What the figures were measured on; ``device``: where the timed work computed (the CPU by
+    default)."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -47,9 +48,8 @@ def machine() -> dict:
         pass
     from engine.device import describe
 
-    # the benches compute on the CPU; a GPU in the machine is named, not used
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "torch": torch.__version__, "device": describe(torch.device("cpu")),
+            "torch": torch.__version__, "device": describe(device or torch.device("cpu")),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
@@ -62,7 +62,7 @@ def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, list[float], 
     return statistics.median(runs), runs, out
 
 
-def bench_fit_2d(repeats: int) -> dict:
+def bench_fit_2d(repeats: int, device: torch.device | None = None) -> dict:
     from engine.data.idx import fashion_mnist
     from engine.fit.images import fit_images
     from engine.functional import init_from_seed
@@ -72,7 +72,7 @@ def bench_fit_2d(repeats: int) -> dict:
     images, _ = fashion_mnist("test")
     frames = images[:256].astype(np.float32) / 255.0
     init = init_from_seed(MNIST_SIREN, 0)
-    median, runs, out = _timed(lambda: drive(fit_images(frames, init)), repeats)
+    median, runs, out = _timed(lambda: drive(fit_images(frames, init, device=device)), repeats)
     return {"inrs_per_second": len(frames) / median, "runs_seconds": runs, "images": len(frames),
             "share_reaching_30db": float(out.reached.float().mean())}
 
@@ -88,7 +88,7 @@ def test_shapes() -> list[trimesh.Trimesh]:
     ]
 
 
-def bench_fit_3d(repeats: int) -> dict:
+def bench_fit_3d(repeats: int, device: torch.device | None = None) -> dict:
     from engine.fit.meshes import fit_occupancy, normalise_mesh, sample_occupancy
     from engine.functional import init_from_seed
     from engine.progress import drive
@@ -99,7 +99,7 @@ def bench_fit_3d(repeats: int) -> dict:
 
     def run():
         samples = [sample_occupancy(m, seed=i) for i, m in enumerate(meshes)]
-        return drive(fit_occupancy(samples, init))
+        return drive(fit_occupancy(samples, init, device=device))
 
     median, runs, out = _timed(run, repeats)
     return {"seconds_per_shape": median / len(meshes), "runs_seconds": runs, "shapes": len(meshes),
@@ -137,14 +137,15 @@ def mesh_shots(folder: Path, family: str = "lamp", count: int = 10) -> list[Path
     return paths
 
 
-def bench_generator(model_path: str | os.PathLike, repeats: int, work: Path) -> dict:
+def bench_generator(model_path: str | os.PathLike, repeats: int, work: Path,
+                    device: torch.device | None = None) -> dict:
     """Adapt on 10 shots (fitting them included) and generate 16 samples written to files."""
     from engine.diffusion.code_model import CodeDiffusion
     from engine.diffusion.generate import GenerateConfig
     from engine.diffusion.pipeline import adapt_recipe_for, adapt_to_files, generate_files, load_generator
     from engine.progress import drive
 
-    model = load_generator(model_path)
+    model = load_generator(model_path, device or torch.device("cpu"))
     two_d = model.spec.in_dim == 2
     work.mkdir(parents=True, exist_ok=True)
     shots = glyph_shots(work) if two_d else mesh_shots(work)
@@ -225,24 +226,28 @@ def bench_thumbnails(repeats: int) -> dict:
 
 def run_speed(repeats: int = 3, sections: tuple[str, ...] = SECTIONS,
               model_2d: str | os.PathLike | None = DEFAULT_MODEL_2D,
-              model_3d: str | os.PathLike | None = None) -> ProgressGen[dict]:
+              model_3d: str | os.PathLike | None = None, device: str = "cpu") -> ProgressGen[dict]:
     """Time the chosen sections; returns ``{"machine": ..., section: {...}}``. The generator
-    sections are skipped without a model."""
+    sections are skipped without a model. Fitting, adaptation and generation compute on
+    ``device`` (``engine.device`` names); mesh extraction and thumbnails on the CPU."""
+    from engine.device import resolve
+
+    target = resolve(device)
     unknown = [s for s in sections if s not in SECTIONS]
     if unknown:
         raise InputError(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
-    result: dict = {"machine": machine(), "repeats": repeats}
+    result: dict = {"machine": machine(target), "repeats": repeats}
     with tempfile.TemporaryDirectory() as tmp:
         for i, section in enumerate(sections):
             yield Progress("bench speed", i, len(sections), section)
             if section == "fit-2d":
-                result[section] = bench_fit_2d(repeats)
+                result[section] = bench_fit_2d(repeats, target)
             elif section == "fit-3d":
-                result[section] = bench_fit_3d(max(1, repeats // 2))
+                result[section] = bench_fit_3d(max(1, repeats // 2), target)
             elif section == "generator-2d" and model_2d is not None:
-                result[section] = bench_generator(model_2d, repeats, Path(tmp) / "2d")
+                result[section] = bench_generator(model_2d, repeats, Path(tmp) / "2d", target)
             elif section == "generator-3d" and model_3d is not None:
-                result[section] = bench_generator(model_3d, repeats, Path(tmp) / "3d")
+                result[section] = bench_generator(model_3d, repeats, Path(tmp) / "3d", target)
             elif section == "extract":
                 result[section] = bench_extract(repeats)
             elif section == "thumbnails":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from engine.cli.common import Parser, ProgressLine, add_json_flag, csv_list, emit, float_list
+from engine.cli.common import Parser, ProgressLine, add_device_flag, add_json_flag, csv_list, emit, float_list
 from engine.progress import drive
 
 def cmd_bench_quality(args) -> None:
@@ -31,7 +31,8 @@ def cmd_bench_speed(args) -> None:
 
     bundled = lambda path: path if path.exists() else None  # noqa: E731 - a checkout may lack one
     result = drive(run_speed(args.repeats, tuple(args.only or SECTIONS), args.model_2d or bundled(DEFAULT_MODEL_2D),
-                             args.model_3d or bundled(DEFAULT_MODEL_3D)), on_progress=ProgressLine(not args.json))
+                             args.model_3d or bundled(DEFAULT_MODEL_3D), args.device),
+                   on_progress=ProgressLine(not args.json))
     emit(args, result, describe_speed(result))
 
 
@@ -65,5 +66,6 @@ def add_parsers(sub) -> None:
                     help="sections: fit-2d, fit-3d, generator-2d, generator-3d, extract, thumbnails")
     sp.add_argument("--model-2d", default=None, help="default: the bundled glyph model")
     sp.add_argument("--model-3d", default=None, help="a 3D model (default: the bundled shapes-3d)")
+    add_device_flag(sp, "fitting, adaptation and generation are timed (mesh extraction and thumbnails on the CPU)")
     add_json_flag(sp)
     sp.set_defaults(func=cmd_bench_speed)
