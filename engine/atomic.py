@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from engine.errors import InputError
+
 _UMASK: int | None = None
 _UMASK_LOCK = threading.Lock()
 _TEMP = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[^.]+(\..*)?$")
@@ -109,8 +111,6 @@ def writable_folder(path: str | os.PathLike, create: bool = True) -> Path:
     """``path`` as a folder the process can write into (made when missing, with ``create``);
     InputError, before any work that would write there, when it is a file or cannot be written.
     Without ``create`` nothing is made: the nearest existing folder above must be writable."""
-    from engine.errors import InputError
-
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder}: is a file, not a folder; give a folder for the outputs")
@@ -135,8 +135,6 @@ def writable_folder(path: str | os.PathLike, create: bool = True) -> Path:
 def writable_file(path: str | os.PathLike) -> Path:
     """``path`` as a file the process can (re)write: its folder writable and the path no folder;
     InputError otherwise, before any work."""
-    from engine.errors import InputError
-
     target = Path(path)
     if target.is_dir():
         raise InputError(f"{target}: is a folder; give a file name for the output")

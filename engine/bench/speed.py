@@ -26,6 +26,7 @@ import torch
 import trimesh
 
 from engine.bundled import bundled_model, examples_dir
+from engine.device import describe
 from engine.errors import InputError
 from engine.progress import Progress, ProgressGen
 
@@ -46,8 +47,6 @@ def machine(device: torch.device | None = None) -> dict:
                 break
     except OSError:
         pass
-    from engine.device import describe
-
     return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__, "device": describe(device or torch.device("cpu")),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}

@@ -22,13 +22,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 
 from engine.diffusion.code_denoiser import CodeDenoiser, CodeDenoiserConfig
-from engine.diffusion.methods import TRAINING_METHODS
+from engine.diffusion.model_header import expect_shape, prefixed, read_model_header, shot_names
 from engine.diffusion.process import DiffusionProcess, ProcessConfig
 from engine.encoder.model import WeightEncoder, encoder_config_from_json
 from engine.errors import EquigenError, InputError, SpecError, clipped, shown
 from engine.functional import Params, params_digest
 from engine.spec import INRSpec
-from engine.tensor_files import check_finite, check_module, json_field, read_header, read_tensors, write_tensors
+from engine.tensor_files import check_finite, check_module, json_field, read_tensors, write_tensors
 from engine.weightspace.structured import MAX_RANK, SharedBase, base_from_tensors
 
 CODE_MODEL_FORMAT = "equigen-code-model"
@@ -137,10 +137,6 @@ def save_code_model(path: str | os.PathLike, model: CodeDiffusion, half: bool = 
     return write_tensors(path, tensors, header)
 
 
-def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-
-
 def model_format(path: str | os.PathLike) -> str | None:
     """The ``format`` a model file's header names (None when it is not a readable safetensors)."""
     try:
@@ -148,16 +144,6 @@ def model_format(path: str | os.PathLike) -> str | None:
             return (f.metadata() or {}).get("format")
     except (SafetensorError, OSError, ValueError):
         return None
-
-
-def _expect(shapes: dict, key: str, shape: tuple[int, ...], where: str, required: bool = True) -> None:
-    if key not in shapes:
-        if required:
-            raise InputError(f"{where}: damaged model file, tensor {key!r} is missing")
-        return
-    if shapes[key][0] != shape:
-        raise InputError(f"{where}: damaged model file, tensor {key!r} has shape {shapes[key][0]}, "
-                         f"its header implies {shape}")
 
 
 def load_code_model(path: str | os.PathLike) -> CodeDiffusion:
@@ -169,15 +155,7 @@ def load_code_model(path: str | os.PathLike) -> CodeDiffusion:
     """
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such model file")
-    header, shapes = read_header(path, InputError)
-    if header.get("format") != CODE_MODEL_FORMAT:
-        raise InputError(f"{path}: not a structured model file")
-    method = header.get("method")
-    if method not in TRAINING_METHODS:
-        raise InputError(f"{path}: damaged model file, unknown method {shown(method)} "
-                         f"(one of {', '.join(TRAINING_METHODS)})")
+    header, shapes, method = read_model_header(path, CODE_MODEL_FORMAT, "not a structured model file")
     try:
         spec = INRSpec.from_json(header.get("spec", ""))
         dconf = CodeDenoiserConfig(**json_field(header, "denoiser", where, dict, InputError))
@@ -205,21 +183,18 @@ def load_code_model(path: str | os.PathLike) -> CodeDiffusion:
     if econf is not None:
         check_module(lambda: WeightEncoder(spec, econf), shapes, "encoder.", where, InputError)
     for key in ("stats.mean", "stats.std"):
-        _expect(shapes, key, (code_dim,), where)
+        expect_shape(shapes, key, (code_dim,), where)
     if econf is not None:
-        _expect(shapes, "feature_scale", (econf.feature_dim,), where, required=False)
+        expect_shape(shapes, "feature_scale", (econf.feature_dim,), where, required=False)
     if pconf.skip and pconf.prior_rank > 0:
         for key, shape in (("prior.mean", (code_dim,)), ("prior.basis", (pconf.prior_rank, code_dim)),
                            ("prior.variance", (pconf.prior_rank,)), ("prior.floor", ())):
-            _expect(shapes, "process." + key, shape, where)
-    names = None
-    if "shots" in header:
-        names = json_field(header, "shots", where, list, InputError)
-        if not names or len(names) > 1000 or not all(isinstance(n, str) and len(n) < 1000 for n in names):
-            raise InputError(f"{path}: damaged model file, its shots are not a list of names")
-        _expect(shapes, "shots.codes", (len(names), code_dim), where)
+            expect_shape(shapes, "process." + key, shape, where)
+    names = shot_names(header, where)
+    if names is not None:
+        expect_shape(shapes, "shots.codes", (len(names), code_dim), where)
         if econf is not None:
-            _expect(shapes, "shots.features", (len(names), econf.feature_dim), where, required=False)
+            expect_shape(shapes, "shots.features", (len(names), econf.feature_dim), where, required=False)
     meta = json_field(header, "meta", where, dict, InputError, required=False, default={})
     _, tensors = read_tensors(path, InputError)
     tensors = {k: v.float() for k, v in tensors.items()}
@@ -227,16 +202,16 @@ def load_code_model(path: str | os.PathLike) -> CodeDiffusion:
     if not bool((tensors["stats.std"] > 0).all()) or ("feature_scale" in tensors
                                                       and not bool((tensors["feature_scale"] >= 0).all())):
         raise InputError(f"{path}: damaged model file, a spread (stats.std or feature_scale) is not positive")
-    base = base_from_tensors(spec, _prefixed(tensors, "base."))
+    base = base_from_tensors(spec, prefixed(tensors, "base."))
     encoder = None
     if econf is not None:
         encoder = WeightEncoder(spec, econf)
-        encoder.load_state_dict(_prefixed(tensors, "encoder."))
+        encoder.load_state_dict(prefixed(tensors, "encoder."))
         encoder.eval().requires_grad_(False)
     denoiser = CodeDenoiser(base.code_dim, cond_dim, dconf)
-    denoiser.load_state_dict(_prefixed(tensors, "denoiser."))
+    denoiser.load_state_dict(prefixed(tensors, "denoiser."))
     process = DiffusionProcess(base.code_dim, pconf)
-    process.load_prior_tensors(_prefixed(tensors, "process."))
+    process.load_prior_tensors(prefixed(tensors, "process."))
     shots = None
     if names is not None:
         shots = CodeShots(names, tensors["shots.codes"], tensors.get("shots.features"))

@@ -22,11 +22,11 @@ import torch
 from engine.diffusion.denoiser import Denoiser, denoiser_config_from_json
 from engine.diffusion.tokens import TokenLayout, flatten, token_layout, unflatten
 from engine.encoder.model import WeightEncoder, encoder_config_from_json
-from engine.diffusion.methods import TRAINING_METHODS
-from engine.errors import EquigenError, InputError, SpecError, clipped, shown
+from engine.diffusion.model_header import expect_shape, prefixed, read_model_header, shot_names
+from engine.errors import EquigenError, InputError, SpecError, clipped
 from engine.functional import Params, params_digest
 from engine.spec import INRSpec
-from engine.tensor_files import check_finite, check_module, json_field, read_header, read_tensors, write_tensors
+from engine.tensor_files import check_finite, check_module, json_field, read_tensors, write_tensors
 
 MODEL_FORMAT = "equigen-model"
 
@@ -133,15 +133,8 @@ def load_model(path: str | os.PathLike) -> WeightDiffusion:
     the tensor shapes it implies are checked before any network is built or tensor read."""
     path = Path(path)
     where = str(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such model file")
-    header, shapes = read_header(path, InputError)
-    if header.get("format") != MODEL_FORMAT:
-        raise InputError(f"{path}: not an EquiGen model file; make one with 'equigen train'")
-    method = header.get("method")
-    if method not in TRAINING_METHODS:
-        raise InputError(f"{path}: damaged model file, unknown method {shown(method)} "
-                         f"(one of {', '.join(TRAINING_METHODS)})")
+    header, shapes, method = read_model_header(path, MODEL_FORMAT,
+                                               "not an EquiGen model file; make one with 'equigen train'")
     try:
         spec = INRSpec.from_json(header.get("spec", ""))
         econf = encoder_config_from_json(header["encoder"]) if header.get("encoder") else None
@@ -156,22 +149,17 @@ def load_model(path: str | os.PathLike) -> WeightDiffusion:
         check_module(lambda: WeightEncoder(spec, econf), shapes, "encoder.", where, InputError)
     check_module(lambda: Denoiser(layout, cond_dim, dconf), shapes, "denoiser.", where, InputError)
     keys = [k for k, _ in spec.param_shapes()]
-    expected = {"stats.mean": (spec.num_params,), "stats.std": (spec.num_params,)}
-    expected |= {f"init.{k}": (1, *shape) for k, shape in spec.param_shapes()}
-    names = None
-    if "shots" in header:
-        names = json_field(header, "shots", where, list, InputError)
-        if not names or len(names) > 1000 or not all(isinstance(n, str) and len(n) < 1000 for n in names):
-            raise InputError(f"{path}: damaged model file, its shots are not a list of names")
-        expected |= {f"shots.{k}": (len(names), *shape) for k, shape in spec.param_shapes()}
-    optional = {}
-    if econf is not None:
-        optional["feature_scale"] = (econf.feature_dim,)
+    names = shot_names(header, where)
+    for key in ("stats.mean", "stats.std"):
+        expect_shape(shapes, key, (spec.num_params,), where)
+    for k, shape in spec.param_shapes():
+        expect_shape(shapes, f"init.{k}", (1, *shape), where)
         if names is not None:
-            optional["shots.features"] = (len(names), econf.feature_dim)
-    for key, shape in expected.items() | {k: v for k, v in optional.items() if k in shapes}.items():
-        if key not in shapes or shapes[key][0] != shape:
-            raise InputError(f"{path}: damaged model file, tensor {key!r} is missing or not of shape {shape}")
+            expect_shape(shapes, f"shots.{k}", (len(names), *shape), where)
+    if econf is not None:
+        expect_shape(shapes, "feature_scale", (econf.feature_dim,), where, required=False)
+        if names is not None:
+            expect_shape(shapes, "shots.features", (len(names), econf.feature_dim), where, required=False)
     meta = json_field(header, "meta", where, dict, InputError, required=False, default={})
     _, tensors = read_tensors(path, InputError)
     tensors = {k: v.float() for k, v in tensors.items()}
@@ -181,10 +169,10 @@ def load_model(path: str | os.PathLike) -> WeightDiffusion:
     encoder = None
     if econf is not None:
         encoder = WeightEncoder(spec, econf)
-        encoder.load_state_dict(_prefixed(tensors, "encoder."))
+        encoder.load_state_dict(prefixed(tensors, "encoder."))
         encoder.eval().requires_grad_(False)
     denoiser = Denoiser(layout, cond_dim, dconf)
-    denoiser.load_state_dict(_prefixed(tensors, "denoiser."))
+    denoiser.load_state_dict(prefixed(tensors, "denoiser."))
     denoiser.eval()
     shots = None
     if names is not None:
@@ -195,7 +183,3 @@ def load_model(path: str | os.PathLike) -> WeightDiffusion:
         init={k: tensors[f"init.{k}"] for k in keys}, feature_scale=tensors.get("feature_scale"),
         meta=meta, shots=shots,
     )
-
-
-def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
-    return {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}

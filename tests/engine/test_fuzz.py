@@ -21,6 +21,7 @@ import torch
 import trimesh
 from PIL import Image
 from safetensors import safe_open
+from safetensors.torch import save_file
 
 from engine.bundled import bundled_model
 from engine.cli import main
@@ -83,6 +84,18 @@ def _check(load, path, accept):
     return ok
 
 
+def _fuzz_files(tmp_path, sources, rng, head: int, load, accept):
+    """CASES mutations in all, shared among ``sources`` ``[(suffix, bytes)]``, each checked with
+    ``load``; ``head``: the bytes of a file's header, mutated more often."""
+    for suffix, data in sources:
+        for i, mutated in enumerate(_mutations(data, rng, min(len(data), head))):
+            if i >= CASES // len(sources):
+                break
+            path = tmp_path / f"m{i}.{suffix}"
+            path.write_bytes(mutated)
+            _check(load, path, accept)
+
+
 def _finite_inr(inr):
     assert all(bool(torch.isfinite(v).all()) for v in inr.params.values())
 
@@ -127,13 +140,9 @@ def test_fuzz_model_file_headers(tmp_path):
     good = save_generator(tmp_path / "good.safetensors", model, half=True)
     with safe_open(str(good), framework="pt") as f:
         header = dict(f.metadata())
-    junk = [-1, 0, 1, 2**70, 65536, 1e308, float("nan"), "", "x" * 300, [], {}, [1, 2], None, True, "evil", {"a": []}]
-    from safetensors.torch import save_file
-
-    tensors = {}
-    with safe_open(str(good), framework="pt") as f:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     header.pop("content_sha256")
+    junk = [-1, 0, 1, 2**70, 65536, 1e308, float("nan"), "", "x" * 300, [], {}, [1, 2], None, True, "evil", {"a": []}]
     loaded = 0
     for i in range(CASES):
         h = dict(header)
@@ -179,13 +188,7 @@ def test_fuzz_images(tmp_path):
     def accept(gray):
         assert gray.ndim == 2 and np.isfinite(gray).all() and gray.min() >= 0 and gray.max() <= 1
 
-    for fmt, data in sources:
-        for i, mutated in enumerate(_mutations(data, rng, min(len(data), 128))):
-            if i >= CASES // len(sources):
-                break
-            path = tmp_path / f"m{i}.{fmt}"
-            path.write_bytes(mutated)
-            _check(load_gray, path, accept)
+    _fuzz_files(tmp_path, sources, rng, 128, load_gray, accept)
 
 
 def test_fuzz_meshes(tmp_path):
@@ -196,14 +199,8 @@ def test_fuzz_meshes(tmp_path):
     def accept(mesh):
         assert np.isfinite(mesh.vertices).all() and len(mesh.faces) > 0
 
-    for ext, data in sources:
-        data = data.encode() if isinstance(data, str) else data
-        for i, mutated in enumerate(_mutations(data, rng, min(len(data), 200))):
-            if i >= CASES // len(sources):
-                break
-            path = tmp_path / f"m{i}.{ext}"
-            path.write_bytes(mutated)
-            _check(load_mesh, path, accept)
+    _fuzz_files(tmp_path, [(ext, d.encode() if isinstance(d, str) else d) for ext, d in sources], rng, 200,
+                load_mesh, accept)
 
 
 def test_fuzz_arguments(tmp_path, capsys):
