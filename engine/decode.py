@@ -27,31 +27,41 @@ from engine.spec import INRSpec
 EVAL_CHUNK = 65_536
 
 
-def decode_images(spec: INRSpec, params: Params, size: int | None = None) -> np.ndarray:
-    """Render B 2D INRs on a ``size × size`` pixel grid (default: the grid they were fitted on).
+def _on(params: Params, device: torch.device | None) -> Params:
+    """``params`` on ``device`` (None: where they are)."""
+    return params if device is None else {k: v.to(device) for k, v in params.items()}
 
-    Returns ``(B, size, size)`` float32 grey values clipped to [0, 1]. SIRENs with w0 = 30 ring
-    between the fitted pixels when sampled much finer; :func:`render_image` upsamples instead.
+
+def decode_images(spec: INRSpec, params: Params, size: int | None = None,
+                  device: torch.device | None = None) -> np.ndarray:
+    """Render B 2D INRs on a ``size × size`` pixel grid (default: the grid they were fitted on),
+    computing on ``device`` (None: where ``params`` are).
+
+    Returns ``(B, size, size)`` float32 grey values clipped to [0, 1], on the CPU. SIRENs with
+    w0 = 30 ring between the fitted pixels when sampled much finer; :func:`render_image`
+    upsamples instead.
     """
     if spec.in_dim != 2:
         raise InputError(f"spec {spec.name!r} is 3D; decode it as a mesh")
     size = size or spec.grid_size
-    coords = image_grid(size, spec.domain)
+    params = _on(params, device)
+    coords = image_grid(size, spec.domain).to(next(iter(params.values())).device)
     with torch.inference_mode():
         out = forward(spec, params, coords)[..., 0]
-    return out.clamp(0, 1).reshape(-1, size, size).numpy()
+    return out.clamp(0, 1).reshape(-1, size, size).float().cpu().numpy()
 
 
-def render_image(inr: INR, size: int = 256, continuous: bool = False) -> np.ndarray:
-    """An INR as an 8-bit ``(size, size)`` image.
+def render_image(inr: INR, size: int = 256, continuous: bool = False,
+                 device: torch.device | None = None) -> np.ndarray:
+    """An INR as an 8-bit ``(size, size)`` image, the network evaluated on ``device`` (None: CPU).
 
     By default the INR is sampled on its fitting grid and resized with Lanczos filtering (clean
     edges); ``continuous=True`` evaluates the network directly at every output pixel.
     """
     if continuous:
-        grey = decode_images(inr.spec, inr.batched(), size)[0]
+        grey = decode_images(inr.spec, inr.batched(), size, device)[0]
     else:
-        grey = decode_images(inr.spec, inr.batched())[0]
+        grey = decode_images(inr.spec, inr.batched(), device=device)[0]
     img = Image.fromarray(np.round(grey * 255).astype(np.uint8), mode="L")
     if img.size != (size, size):
         img = img.resize((size, size), Image.Resampling.LANCZOS)
@@ -75,11 +85,13 @@ class GridStats:
 
 
 def _evaluate(spec: INRSpec, params: Params, points: np.ndarray) -> np.ndarray:
+    """Logits ``(N,)`` (CPU float32) of one INR at ``points (N, 3)``, computed where ``params`` are."""
     out = np.empty(len(points), dtype=np.float32)
+    device = next(iter(params.values())).device
     with torch.inference_mode():
         for s in range(0, len(points), EVAL_CHUNK):
-            chunk = torch.from_numpy(points[s : s + EVAL_CHUNK])
-            out[s : s + EVAL_CHUNK] = forward(spec, params, chunk)[0, :, 0].numpy()
+            chunk = torch.from_numpy(points[s : s + EVAL_CHUNK]).to(device)
+            out[s : s + EVAL_CHUNK] = forward(spec, params, chunk)[0, :, 0].float().cpu().numpy()
     return out
 
 
@@ -105,18 +117,22 @@ def _cell_of(coarse: np.ndarray, fine: np.ndarray) -> np.ndarray:
 
 
 def occupancy_grid(
-    spec: INRSpec, params: Params, resolution: int = 128, coarse_points: int = 33
+    spec: INRSpec, params: Params, resolution: int = 128, coarse_points: int = 33,
+    device: torch.device | None = None,
 ) -> tuple[np.ndarray, GridStats]:
     """Logits of one 3D INR on a ``resolution³`` lattice over its domain, coarse-to-fine.
 
     params: one weight set ``(1, *shape)``. coarse_points: lattice points per axis of the first,
     dense level; features thinner than one coarse cell may be missed (33 → 1/32 of the domain).
-    Returns ``(volume (R, R, R) float32, stats)`` with ``volume[i, j, k]`` at ``(x_i, y_j, z_k)``.
+    The network is evaluated on ``device`` (None: where ``params`` are); the lattice bookkeeping
+    stays on the CPU. Returns ``(volume (R, R, R) float32, stats)`` with ``volume[i, j, k]`` at
+    ``(x_i, y_j, z_k)``.
     """
     if spec.in_dim != 3:
         raise InputError(f"spec {spec.name!r} is 2D; decode it as an image")
     if resolution < 8:
         raise InputError("mesh resolution must be at least 8")
+    params = _on(params, device)
     lin = np.linspace(spec.domain[0], spec.domain[1], resolution, dtype=np.float32)
     stride = 1
     while (resolution - 1) // (stride * 2) >= coarse_points - 1:
@@ -165,11 +181,12 @@ def _dilate(mask: np.ndarray) -> np.ndarray:
     return (torch.nn.functional.max_pool3d(t, 3, stride=1, padding=1)[0, 0] > 0).numpy()
 
 
-def dense_occupancy_grid(spec: INRSpec, params: Params, resolution: int) -> np.ndarray:
+def dense_occupancy_grid(spec: INRSpec, params: Params, resolution: int,
+                         device: torch.device | None = None) -> np.ndarray:
     """Reference: every lattice point evaluated by the network (slow; for tests and benchmarks)."""
     lin = np.linspace(spec.domain[0], spec.domain[1], resolution, dtype=np.float32)
     pts = np.stack(np.meshgrid(lin, lin, lin, indexing="ij"), -1).reshape(-1, 3)
-    return _evaluate(spec, params, pts).reshape((resolution,) * 3)
+    return _evaluate(spec, _on(params, device), pts).reshape((resolution,) * 3)
 
 
 def grid_to_mesh(volume: np.ndarray, domain: tuple[float, float]) -> trimesh.Trimesh:
@@ -200,21 +217,22 @@ def grid_to_mesh(volume: np.ndarray, domain: tuple[float, float]) -> trimesh.Tri
     return mesh
 
 
-def extract_mesh(inr: INR, resolution: int = 128) -> trimesh.Trimesh:
-    """A 3D INR as a triangle mesh (marching cubes at p = 0.5, coarse-to-fine)."""
+def extract_mesh(inr: INR, resolution: int = 128, device: torch.device | None = None) -> trimesh.Trimesh:
+    """A 3D INR as a triangle mesh (marching cubes at p = 0.5, coarse-to-fine); the network is
+    evaluated on ``device`` (None: the CPU), marching cubes runs on the CPU."""
     if inr.spec.in_dim != 3:
         raise InputError(
             f"this is a 2D INR ({inr.spec.name}); only 3D INRs have meshes, render it as an image"
         )
-    volume, _ = occupancy_grid(inr.spec, inr.batched(), resolution)
+    volume, _ = occupancy_grid(inr.spec, inr.batched(), resolution, device=device)
     return grid_to_mesh(volume, inr.spec.domain)
 
 
-def mesh_or_none(inr: INR, resolution: int = 128) -> trimesh.Trimesh | None:
+def mesh_or_none(inr: INR, resolution: int = 128, device: torch.device | None = None) -> trimesh.Trimesh | None:
     """``extract_mesh``, or None when the INR marks nothing inside: a generated or fitted shape
     may be empty, and every caller that meshes many of them records that rather than stopping."""
     try:
-        return extract_mesh(inr, resolution)
+        return extract_mesh(inr, resolution, device)
     except EmptyFieldError:
         return None
 

@@ -19,11 +19,15 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import torch
+
 from engine.data.build import BuildConfig
 from engine.data.store import read_manifest
 from engine.diffusion.code_model import load_code_model, save_code_model
 from engine.data.example_pack import write_example_pack
 from engine.diffusion.code_train import CodeTrainConfig, train_codes
+from engine.device import gpu_errors
+from engine.device import resolve as resolve_device
 from engine.domains import IMAGES, SHAPES
 from engine.encoder.model import load_encoder
 from engine.encoder.pretrain import PretrainConfig, pretrain
@@ -79,22 +83,27 @@ def recipe_named(name: str) -> ModelRecipe:
     return RECIPES[name]
 
 
-def run_recipe(recipe: ModelRecipe, out: str | Path) -> ProgressGen[dict]:
-    """Make ``recipe``'s model in ``out`` (resuming); returns the stages' wall seconds and the
-    packed file's path and size."""
-    out = Path(out)
+def run_recipe(recipe: ModelRecipe, out: str | Path, device: str | torch.device = "cpu") -> ProgressGen[dict]:
+    """Make ``recipe``'s model in ``out`` (resuming), computing on ``device`` (``engine.device``
+    names); returns the stages' wall seconds and the packed file's path and size."""
+    target = resolve_device(device)
+    with gpu_errors(target):
+        return (yield from _run_recipe(recipe, Path(out), target))
+
+
+def _run_recipe(recipe: ModelRecipe, out: Path, device: torch.device) -> ProgressGen[dict]:
     out.mkdir(parents=True, exist_ok=True)
     corpus, encoder_path = out / "corpus", out / "encoder.safetensors"
     full, packed = out / "generator.safetensors", out / f"{recipe.name}.safetensors"
     seconds: dict[str, float] = {}
 
     t = time.perf_counter()
-    yield from relay(build_structured_corpus(recipe.corpus, corpus, recipe.structured), "corpus")
+    yield from relay(build_structured_corpus(recipe.corpus, corpus, recipe.structured, device), "corpus")
     seconds["corpus"] = time.perf_counter() - t
 
     t = time.perf_counter()
     if not encoder_path.exists():
-        yield from relay(pretrain(corpus, encoder_path, recipe.pretrain), "encoder")
+        yield from relay(pretrain(corpus, encoder_path, recipe.pretrain, device=device), "encoder")
     seconds["encoder"] = time.perf_counter() - t
 
     t = time.perf_counter()
@@ -105,8 +114,8 @@ def run_recipe(recipe: ModelRecipe, out: str | Path) -> ProgressGen[dict]:
         meta = {"classes": {"source": manifest["source_classes"], "target": manifest["target_classes"]},
                 "corpus": corpus.name, "corpus_kind": manifest["kind"], "encoder_file": encoder_path.name,
                 "recipe": recipe.name}
-        yield from relay(train_codes(base, codes, full, encoder, recipe.train, meta, data_id=str(corpus.resolve())),
-                         "generator")
+        yield from relay(train_codes(base, codes, full, encoder, recipe.train, meta, data_id=str(corpus.resolve()),
+                                     device=device), "generator")
     seconds["generator"] = time.perf_counter() - t
 
     model = load_code_model(full)

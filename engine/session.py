@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 import trimesh
 
 from engine.atomic import remove_stale_temporaries, writable_file, writable_folder
 from engine.checks import seed, whole
 from engine.decode import extract_mesh, mesh_or_none, render_image
+from engine.device import gpu_errors
 from engine.device import resolve as resolve_device
 from engine.errors import EquigenError, InputError
 from engine.export import export_mesh, export_png, mesh_format
@@ -190,26 +192,28 @@ def _write(spec, outcome: FitOutcome, batch, metric: str, kind: str, init_id: st
 
 
 def render_to_png(inr: INR, out: str | os.PathLike, size: int = 256, resolution: int = 128,
-                  continuous: bool = False) -> Path:
+                  continuous: bool = False, device: torch.device | None = None) -> Path:
     """2D INR → its image; 3D INR → an off-screen shaded render of its mesh. Writes a PNG of
-    ``size`` (8 to 4096) pixels a side; ``resolution`` (16 to 512) is the 3D marching-cubes grid."""
+    ``size`` (8 to 4096) pixels a side; ``resolution`` (16 to 512) is the 3D marching-cubes grid;
+    the network is evaluated on ``device`` (None: the CPU)."""
     whole("the image size in pixels", size, 8, 4096)
     whole("the mesh resolution", resolution, 16, 512)
     writable_file(out)
     if inr.spec.in_dim == 2:
-        return export_png(render_image(inr, size, continuous), out)
+        return export_png(render_image(inr, size, continuous, device), out)
     from engine.render import render_mesh  # VTK loads only when a 3D render is asked for
 
-    return export_png(render_mesh(extract_mesh(inr, resolution), size), out)
+    return export_png(render_mesh(extract_mesh(inr, resolution, device), size), out)
 
 
-def mesh_to_file(inr: INR, out: str | os.PathLike, resolution: int = 128) -> trimesh.Trimesh:
-    """Extract a 3D INR's mesh (``resolution`` 16 to 512) and write it in the format of
-    ``out``'s extension."""
+def mesh_to_file(inr: INR, out: str | os.PathLike, resolution: int = 128,
+                 device: torch.device | None = None) -> trimesh.Trimesh:
+    """Extract a 3D INR's mesh (``resolution`` 16 to 512, the network evaluated on ``device``,
+    None: the CPU) and write it in the format of ``out``'s extension."""
     mesh_format(out)  # refuse an unknown extension before the work
     whole("the mesh resolution", resolution, 16, 512)
     writable_file(out)
-    mesh = extract_mesh(inr, resolution)
+    mesh = extract_mesh(inr, resolution, device)
     export_mesh(mesh, out)
     return mesh
 
@@ -242,11 +246,12 @@ class OpenResult:
 
 
 def preview(path: str | os.PathLike, inr: INR, image_size: int = 128,
-            mesh_resolution: int = 64) -> Preview:
-    """Decode an INR for display: an image for 2D, a coarse mesh for 3D."""
+            mesh_resolution: int = 64, device: torch.device | None = None) -> Preview:
+    """Decode an INR for display: an image for 2D, a coarse mesh for 3D (the network evaluated
+    on ``device``, None: the CPU)."""
     if inr.spec.in_dim == 2:
-        return Preview(str(path), inr, image=render_image(inr, image_size))
-    mesh = mesh_or_none(inr, mesh_resolution)
+        return Preview(str(path), inr, image=render_image(inr, image_size, device=device))
+    mesh = mesh_or_none(inr, mesh_resolution, device)
     if mesh is None:
         return Preview(str(path), inr, note="the shape is empty: its INR draws no closed surface")
     return Preview(str(path), inr, mesh=mesh)
@@ -256,8 +261,8 @@ def open_files(
     paths: Sequence[str | os.PathLike], fit_dir: str | os.PathLike,
     init: InitChoice = InitChoice(), device: str = "cpu",
 ) -> ProgressGen[OpenResult]:
-    """Open INR files as they are and fit images and meshes first (into ``fit_dir``, on
-    ``device``).
+    """Open INR files as they are and fit images and meshes first (into ``fit_dir``); fitting
+    and the previews' decoding compute on ``device`` (``engine.device`` names).
 
     A file that cannot be opened is reported in ``problems`` and the rest still open.
     """
@@ -276,15 +281,17 @@ def open_files(
             problems.append(str(e))
     total = len(inr_paths) + len(readable)
     previews: list[Preview] = []
-    if readable:
-        reports = yield from relay(fit_files(readable, fit_dir, init, device=device), "fit", 0, total)
-        inr_paths += [Path(r.output) for r in reports]
-    for i, p in enumerate(inr_paths):
-        try:
-            previews.append(preview(p, load_inr(p)))
-        except EquigenError as e:
-            problems.append(str(e))
-        yield Progress("open", i + 1, len(inr_paths), f"opened {p.name}")
+    target = resolve_device(device)
+    with gpu_errors(target):
+        if readable:
+            reports = yield from relay(fit_files(readable, fit_dir, init, device=target), "fit", 0, total)
+            inr_paths += [Path(r.output) for r in reports]
+        for i, p in enumerate(inr_paths):
+            try:
+                previews.append(preview(p, load_inr(p), device=target))
+            except EquigenError as e:
+                problems.append(str(e))
+            yield Progress("open", i + 1, len(inr_paths), f"opened {p.name}")
     return OpenResult(previews, problems)
 
 

@@ -382,10 +382,11 @@ class MainWindow(QMainWindow):
             return
         self.viewer.show_message(f"Decoding {shape.name}…")
         path = self.state.path_of(shape)
+        device = self.generator.device if self.generator is not None else None  # where the model computes
 
         def decode():
             yield Progress("decode", 0, 1)
-            return preview(path, load_inr(path), image_size=384, mesh_resolution=96)
+            return preview(path, load_inr(path), image_size=384, mesh_resolution=96, device=device)
 
         self._viewing = shape.id
         if self._viewer_worker is not None:

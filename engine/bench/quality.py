@@ -39,6 +39,9 @@ from engine.diffusion.generate import GenerateConfig
 from engine.diffusion.methods import METHODS, depends_on_diversity, method_named, methods_for
 from engine.diffusion.model_file import Shots, WeightDiffusion
 from engine.diffusion.pipeline import adapt_recipe_for, adapt_to_inrs, generate_params, load_generator, with_shots
+from engine.device import describe as describe_device
+from engine.device import gpu_errors
+from engine.device import resolve as resolve_device
 from engine.domains import domain_of
 from engine.errors import InputError
 from engine.functional import Params, params_digest
@@ -99,8 +102,8 @@ def _corpus_sha(data: Path) -> str:
     return params_digest(load_inr(data / "init.safetensors").batched())
 
 
-def _load(path, structured: bool) -> Model:
-    model = load_generator(path)
+def _load(path, structured: bool, device: torch.device) -> Model:
+    model = load_generator(path, device)
     if isinstance(model, CodeDiffusion) != structured:
         need = "a structured model ('equigen train' on this corpus)" if structured else "a raw-weight model"
         raise InputError(f"{path}: the corpus needs {need}; evaluate a model on the corpus it was trained on")
@@ -141,9 +144,9 @@ def _methods(config: QualityConfig, model: Model | None, hd: Model | None) -> li
     return list(config.methods)
 
 
-def _decode_meshes(spec: INRSpec, params: Params, resolution: int) -> list:
+def _decode_meshes(spec: INRSpec, params: Params, resolution: int, device: torch.device) -> list:
     n = next(iter(params.values())).shape[0]
-    return [mesh_or_none(INR.from_batch(spec, params, i), resolution) for i in range(n)]
+    return [mesh_or_none(INR.from_batch(spec, params, i), resolution, device) for i in range(n)]
 
 
 def _seed(config: QualityConfig, class_index: int, repeat: int) -> int:
@@ -152,11 +155,22 @@ def _seed(config: QualityConfig, class_index: int, repeat: int) -> int:
 
 def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLike,
                      config: QualityConfig = QualityConfig(),
-                     hyperdiffusion_path: str | os.PathLike | None = None) -> ProgressGen[dict]:
+                     hyperdiffusion_path: str | os.PathLike | None = None,
+                     device: str | torch.device = "cpu") -> ProgressGen[dict]:
     """Run the protocol; returns ``{"runs": [...], "summary": [...], "info": {...}, "grids": {...}}``.
 
-    Yields Progress for rendering, adapting and generating; closing the generator cancels.
+    Adaptation, sampling, decoding and the feature network compute on ``device``
+    (``engine.device`` names); marching cubes and the metrics on the CPU. A seed gives the same
+    shot sets and draws on any device. Yields Progress for rendering, adapting and generating;
+    closing the generator cancels.
     """
+    target = resolve_device(device)
+    with gpu_errors(target):
+        return (yield from _evaluate(model_path, data, config, hyperdiffusion_path, target))
+
+
+def _evaluate(model_path, data, config: QualityConfig, hyperdiffusion_path,
+              device: torch.device) -> ProgressGen[dict]:
     t_start = time.perf_counter()
     if model_path is None and hyperdiffusion_path is None:
         raise InputError("give a model to evaluate (--model, and/or --hyperdiffusion-model)")
@@ -165,8 +179,8 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
     spec = INRSpec.from_dict(manifest["spec"])
     structured = is_structured(data)
     corpus_sha = _corpus_sha(data)
-    model = _load(model_path, structured) if model_path is not None else None
-    hd = _load(hyperdiffusion_path, structured) if hyperdiffusion_path is not None else None
+    model = _load(model_path, structured, device) if model_path is not None else None
+    hd = _load(hyperdiffusion_path, structured, device) if hyperdiffusion_path is not None else None
     if hd is not None and hd.method != "hyperdiffusion":
         raise InputError(f"{hyperdiffusion_path}: not a HyperDiffusion model; train one with "
                          "'equigen train --method hyperdiffusion'")
@@ -179,7 +193,7 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
         raise InputError(f"{data}: the corpus has no held-out target classes; build it with --target-classes")
     two_d = spec.in_dim == 2
     n_samples = config.samples or domain_of(spec).bench_samples
-    net, net_info = (yield from relay(feature_net_for(data))) if two_d else (None, None)
+    net, net_info = (yield from relay(feature_net_for(data, device=device))) if two_d else (None, None)
 
     class_data = []
     for ci, name in enumerate(classes):
@@ -191,12 +205,12 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
                              "plus held-out references; use fewer --shots")
         cd = _ClassData(name, ds.class_index(name), ds.stacked())
         if two_d:
-            images = decode_images(spec, cd.params)
+            images = decode_images(spec, cd.params, device=device)
             cd.feats, cd.preds = net.describe(images)
             cd.real_dist = pairwise_distances(cd.feats, cd.feats)
             cd.renders = list(images)
         else:
-            meshes = yield from _relay_meshes(spec, cd.params, config.resolution, f"decode {name}")
+            meshes = yield from _relay_meshes(spec, cd.params, config.resolution, f"decode {name}", device)
             cd.points = np.stack([surface_points(m, seed=i) for i, m in enumerate(meshes)])
             yield Progress(f"chamfer {name}", 0, 1)
             cd.real_dist = chamfer_matrix(cd.points, cd.points)
@@ -236,7 +250,7 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
                 recipe = dataclasses.replace(recipe, seed=r, steps=config.adapt_steps or recipe.steps)
                 adapted[key] = yield from relay(adapt_to_inrs(base, shots.names, shots.params, recipe),
                                                 f"adapt {cd.name} #{r + 1} ({key})")
-            ctx = _RunContext(cd, shot_idx, ref_idx, two_d, net, config)
+            ctx = _RunContext(cd, shot_idx, ref_idx, two_d, net, config, device)
             runs.append(dict(ctx.measure_real(probe_idx), **{"class": cd.name, "repeat": r, "method": REAL,
                                                              "diversity": None}))
             done += 1
@@ -263,6 +277,7 @@ def evaluate_quality(model_path: str | os.PathLike | None, data: str | os.PathLi
         "methods": methods, "classes": classes, "samples": n_samples, "config": asdict(config),
         "grid_diversity": _grid_diversity(config),
         "feature_net": net_info and {k: v for k, v in net_info.items() if k != "classes"},
+        "device": describe_device(device),
         "seconds": round(time.perf_counter() - t_start, 1),
     }
     return {"info": info, "runs": runs, "summary": summarise(runs), "grids": grids}
@@ -273,11 +288,12 @@ def _grid_diversity(config: QualityConfig) -> float:
     return 0.5 if 0.5 in config.diversities else max(config.diversities)
 
 
-def _relay_meshes(spec: INRSpec, params: Params, resolution: int, stage: str) -> ProgressGen[list]:
+def _relay_meshes(spec: INRSpec, params: Params, resolution: int, stage: str,
+                  device: torch.device) -> ProgressGen[list]:
     n = next(iter(params.values())).shape[0]
     meshes = []
     for i in range(n):
-        meshes += _decode_meshes(spec, {k: v[i : i + 1] for k, v in params.items()}, resolution)
+        meshes += _decode_meshes(spec, {k: v[i : i + 1] for k, v in params.items()}, resolution, device)
         yield Progress(stage, i + 1, n)
     return meshes
 
@@ -286,9 +302,9 @@ class _RunContext:
     """Measures one shot set's samples against its references (what all methods share)."""
 
     def __init__(self, cd: _ClassData, shot_idx: np.ndarray, ref_idx: np.ndarray, two_d: bool,
-                 net: FeatureNet | None, config: QualityConfig):
-        self.cd, self.shot_idx, self.ref_idx, self.two_d, self.net, self.config = \
-            cd, shot_idx, ref_idx, two_d, net, config
+                 net: FeatureNet | None, config: QualityConfig, device: torch.device):
+        self.cd, self.shot_idx, self.ref_idx, self.two_d, self.net, self.config, self.device = \
+            cd, shot_idx, ref_idx, two_d, net, config, device
         self.ref_to_shots = cd.real_dist[np.ix_(ref_idx, shot_idx)]
 
     def measure_real(self, probe_idx: np.ndarray) -> dict:
@@ -305,11 +321,11 @@ class _RunContext:
     def measure(self, spec: INRSpec, params: Params) -> ProgressGen[tuple[dict, list]]:
         cd = self.cd
         if self.two_d:
-            images = decode_images(spec, params)
+            images = decode_images(spec, params, device=self.device)
             feats, preds = self.net.describe(images)
             to_shots = pairwise_distances(feats, cd.feats[self.shot_idx])
             return self._image_metrics(feats, preds, to_shots, images), list(images[:16])
-        meshes = yield from _relay_meshes(spec, params, self.config.resolution, "decode samples")
+        meshes = yield from _relay_meshes(spec, params, self.config.resolution, "decode samples", self.device)
         points = np.stack([surface_points(m, seed=i) for i, m in enumerate(meshes)])
         to_ref = chamfer_matrix(points, cd.points[self.ref_idx])
         to_self = chamfer_matrix(points, points)

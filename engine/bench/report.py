@@ -153,7 +153,7 @@ def write_report(result: dict, out_dir: str | os.PathLike, command: str = "") ->
     lines = [
         f"# Generation quality: {Path(info['corpus']).name} ({info['spec']})", "",
         f"Made {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC on {machine()['cpu']}, {os.cpu_count()} cores "
-        f"(computed on {machine()['device']}), "
+        f"(computed on {info.get('device') or machine()['device']}), "
         f"in {info['seconds'] / 60:.1f} min." + (f" Reproduce: `{command}`" if command else ""), "",
         f"- Model: `{info['model']}`" + (f"; HyperDiffusion baseline: `{info['hyperdiffusion_model']}`"
                                          if info["hyperdiffusion_model"] else "; no HyperDiffusion model given"),

@@ -52,11 +52,19 @@ def machine(device: torch.device | None = None) -> dict:
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
 
 
-def _timed(fn: Callable[[], object], repeats: int) -> tuple[float, list[float], object]:
+def _finished(device: torch.device | None) -> None:
+    """Wait for the GPU's queued work, so a timing ends when the work does, not when it was queued."""
+    if device is not None and device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed(fn: Callable[[], object], repeats: int,
+           device: torch.device | None = None) -> tuple[float, list[float], object]:
     runs, out = [], None
     for _ in range(repeats):
         t = time.perf_counter()
         out = fn()
+        _finished(device)
         runs.append(time.perf_counter() - t)
     return statistics.median(runs), runs, out
 
@@ -71,7 +79,7 @@ def bench_fit_2d(repeats: int, device: torch.device | None = None) -> dict:
     images, _ = fashion_mnist("test")
     frames = images[:256].astype(np.float32) / 255.0
     init = init_from_seed(MNIST_SIREN, 0)
-    median, runs, out = _timed(lambda: drive(fit_images(frames, init, device=device)), repeats)
+    median, runs, out = _timed(lambda: drive(fit_images(frames, init, device=device)), repeats, device)
     return {"inrs_per_second": len(frames) / median, "runs_seconds": runs, "images": len(frames),
             "share_reaching_30db": float(out.reached.float().mean())}
 
@@ -100,7 +108,7 @@ def bench_fit_3d(repeats: int, device: torch.device | None = None) -> dict:
         samples = [sample_occupancy(m, seed=i) for i, m in enumerate(meshes)]
         return drive(fit_occupancy(samples, init, device=device))
 
-    median, runs, out = _timed(run, repeats)
+    median, runs, out = _timed(run, repeats, device)
     return {"seconds_per_shape": median / len(meshes), "runs_seconds": runs, "shapes": len(meshes),
             "mean_iou": float(out.quality.mean()), "includes": "sampling + winding numbers + batched fit"}
 
@@ -155,6 +163,7 @@ def bench_generator(model_path: str | os.PathLike, repeats: int, work: Path,
         t = time.perf_counter()
         recipe = dataclasses.replace(adapt_recipe_for(model), seed=r)
         adapted = drive(adapt_to_files(model, shots, recipe))
+        _finished(device)
         adapt_s.append(time.perf_counter() - t)
     for r in range(repeats):
         t = time.perf_counter()
@@ -166,6 +175,7 @@ def bench_generator(model_path: str | os.PathLike, repeats: int, work: Path,
 
         records = drive(generate_files(adapted, GenerateConfig(n=16, seed=r), work / f"out-{r}", fmt,
                                        Path(model_path).name, resolution=128), on_progress=on_step)
+        _finished(device)
         gen_s.append(time.perf_counter() - t)
         sample_s.append(sampled[-1] if sampled else gen_s[-1])
     out = {
@@ -192,21 +202,25 @@ def _example_shapes() -> list:
     return inrs
 
 
-def bench_extract(repeats: int) -> dict:
+def bench_extract(repeats: int, device: torch.device | None = None) -> dict:
+    """128³ mesh extraction of the example shapes: the network on ``device``, marching cubes on
+    the CPU."""
     from engine.decode import extract_mesh
 
     runs = []
     for inr in _example_shapes():
-        runs += _timed(lambda inr=inr: extract_mesh(inr, 128), repeats)[1]
+        runs += _timed(lambda inr=inr: extract_mesh(inr, 128, device), repeats, device)[1]
     return {"seconds_128": statistics.median(runs), "runs_seconds": runs}
 
 
-def bench_thumbnails(repeats: int) -> dict:
+def bench_thumbnails(repeats: int, device: torch.device | None = None) -> dict:
+    """A 256² shaded render of a mesh (VTK, on the CPU) and a 256² image of a 2D INR (the
+    network on ``device``)."""
     from engine.decode import extract_mesh, render_image
     from engine.inr_io import load_inr
     from engine.render import MeshRenderer
 
-    meshes = [extract_mesh(inr, 64) for inr in _example_shapes()]
+    meshes = [extract_mesh(inr, 64, device) for inr in _example_shapes()]
     images = [load_inr(p) for p in sorted(EXAMPLES.glob("*.safetensors")) if load_inr(p).spec.in_dim == 2]
     out = {}
     with MeshRenderer(256) as renderer:
@@ -218,17 +232,19 @@ def bench_thumbnails(repeats: int) -> dict:
     if images:
         runs = []
         for inr in images:
-            runs += _timed(lambda inr=inr: render_image(inr, 256), repeats)[1]
+            runs += _timed(lambda inr=inr: render_image(inr, 256, device=device), repeats, device)[1]
         out["image_256_seconds"] = statistics.median(runs)
     return out
 
 
 def run_speed(repeats: int = 3, sections: tuple[str, ...] = SECTIONS,
               model_2d: str | os.PathLike | None = DEFAULT_MODEL_2D,
-              model_3d: str | os.PathLike | None = None, device: str = "cpu") -> ProgressGen[dict]:
+              model_3d: str | os.PathLike | None = None,
+              device: str | torch.device = "cpu") -> ProgressGen[dict]:
     """Time the chosen sections; returns ``{"machine": ..., section: {...}}``. The generator
-    sections are skipped without a model. Fitting, adaptation and generation compute on
-    ``device`` (``engine.device`` names); mesh extraction and thumbnails on the CPU."""
+    sections are skipped without a model. Everything that evaluates a network computes on
+    ``device`` (``engine.device`` names); marching cubes, winding numbers and VTK renders on the
+    CPU."""
     from engine.device import resolve
 
     target = resolve(device)
@@ -248,9 +264,9 @@ def run_speed(repeats: int = 3, sections: tuple[str, ...] = SECTIONS,
             elif section == "generator-3d" and model_3d is not None:
                 result[section] = bench_generator(model_3d, repeats, Path(tmp) / "3d", target)
             elif section == "extract":
-                result[section] = bench_extract(repeats)
+                result[section] = bench_extract(repeats, target)
             elif section == "thumbnails":
-                result[section] = bench_thumbnails(repeats)
+                result[section] = bench_thumbnails(repeats, target)
             else:
                 result[section] = {"skipped": "no model given (--model-2d / --model-3d)"}
     yield Progress("bench speed", len(sections), len(sections))

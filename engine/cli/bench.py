@@ -18,8 +18,12 @@ def cmd_bench_quality(args) -> None:
         "adapt_steps": args.adapt_steps, "resolution": args.resolution, "seed": args.seed,
         "guidance": args.guidance}.items()
         if v is not None})
-    bar = ProgressLine(not args.json)
-    result = drive(evaluate_quality(args.model, args.data, cfg, args.hyperdiffusion_model), on_progress=bar)
+    from engine.device import resolve
+
+    device = resolve(args.device)
+    bar = ProgressLine(not args.json, device)
+    result = drive(evaluate_quality(args.model, args.data, cfg, args.hyperdiffusion_model, device),
+                   on_progress=bar)
     bar.finish()
     path = write_report(result, args.out, "equigen " + shlex.join(args.argv))
     out = {k: v for k, v in result.items() if k != "grids"}
@@ -30,9 +34,12 @@ def cmd_bench_speed(args) -> None:
     from engine.bench.speed import DEFAULT_MODEL_2D, DEFAULT_MODEL_3D, SECTIONS, describe_speed, run_speed
 
     bundled = lambda path: path if path.exists() else None  # noqa: E731 - a checkout may lack one
+    from engine.device import resolve
+
+    device = resolve(args.device)
     result = drive(run_speed(args.repeats, tuple(args.only or SECTIONS), args.model_2d or bundled(DEFAULT_MODEL_2D),
-                             args.model_3d or bundled(DEFAULT_MODEL_3D), args.device),
-                   on_progress=ProgressLine(not args.json))
+                             args.model_3d or bundled(DEFAULT_MODEL_3D), device),
+                   on_progress=ProgressLine(not args.json, device))
     emit(args, result, describe_speed(result))
 
 
@@ -58,6 +65,8 @@ def add_parsers(sub) -> None:
     sp.add_argument("--adapt-steps", type=int, default=None, help="default: the model's adaptation recipe")
     sp.add_argument("--resolution", type=int, default=None, help="3D marching-cubes grid (default 64)")
     sp.add_argument("--seed", type=int, default=None)
+    add_device_flag(sp, "the models adapt and sample, samples decode and the feature network runs "
+                        "(marching cubes and the metrics on the CPU)")
     add_json_flag(sp)
     sp.set_defaults(func=cmd_bench_quality)
     sp = bsub.add_parser("speed", help="time fitting, adaptation, generation, meshing and thumbnails")
@@ -66,6 +75,6 @@ def add_parsers(sub) -> None:
                     help="sections: fit-2d, fit-3d, generator-2d, generator-3d, extract, thumbnails")
     sp.add_argument("--model-2d", default=None, help="default: the bundled glyph model")
     sp.add_argument("--model-3d", default=None, help="a 3D model (default: the bundled shapes-3d)")
-    add_device_flag(sp, "fitting, adaptation and generation are timed (mesh extraction and thumbnails on the CPU)")
+    add_device_flag(sp, "the networks compute (marching cubes, winding numbers and 3D renders on the CPU)")
     add_json_flag(sp)
     sp.set_defaults(func=cmd_bench_speed)

@@ -23,10 +23,12 @@ class Parser(argparse.ArgumentParser):
 
 class ProgressLine:
     """A one-line progress bar on stderr when it is a terminal; otherwise (a log file, a
-    background job) with ``--verbose`` one log line per tenth of each stage."""
+    background job) with ``--verbose`` one log line per tenth of each stage. ``device``: where
+    the work computes, named on the bar (``cpu``, ``cuda:0``) and in the log."""
 
-    def __init__(self, enabled: bool):
+    def __init__(self, enabled: bool, device=None):
         self.enabled = enabled and sys.stderr.isatty()
+        self.where = f" on {device}" if device is not None else ""
         self._last = 0.0
         self._logged: tuple[str, int] | None = None
 
@@ -36,7 +38,7 @@ class ProgressLine:
             if log.isEnabledFor(logging.INFO) and self._logged != (p.stage, tenth):
                 self._logged = (p.stage, tenth)
                 extra = " ".join(f"{k}={v:.4g}" for k, v in p.metrics.items() if isinstance(v, float))
-                log.info("%s %d/%d %s", p.stage, p.done, p.total, extra)
+                log.info("%s %d/%d%s %s", p.stage, p.done, p.total, self.where, extra)
             return
         now = time.monotonic()
         if now - self._last < 0.1 and p.done < p.total:
@@ -46,7 +48,7 @@ class ProgressLine:
         filled = int(width * p.fraction)
         extra = " ".join(f"{k}={v:.3g}" for k, v in p.metrics.items() if isinstance(v, float))
         sys.stderr.write(f"\r{p.stage:<12} [{'#' * filled}{'.' * (width - filled)}] "
-                         f"{p.done}/{p.total} {extra:<40}")
+                         f"{p.done}/{p.total}{self.where} {extra:<40}")
         sys.stderr.flush()
 
     def finish(self) -> None:

@@ -31,14 +31,14 @@ def cmd_data_build(args) -> None:
 
         recipe = with_fields(domain_of(make_source(cfg).dimension).structured,
                              {"workers": args.workers, "base.steps": args.base_steps})
-        bar = ProgressLine(not args.json)
+        bar = ProgressLine(not args.json, device)
         with gpu_errors(device):
             summary = drive(build_structured_corpus(cfg, args.out, recipe, device), on_progress=bar)
         bar.finish()
         emit(args, summary, _describe_corpus(summary))
         return
     rank, world, barrier, share = distributed(args.threads)  # gloo: the ranks only coordinate
-    bar = ProgressLine(not args.json and rank == 0)
+    bar = ProgressLine(not args.json and rank == 0, device)
     with gpu_errors(device):
         summary = drive(build_corpus(cfg, args.out, rank, world, barrier, share, device), on_progress=bar)
     bar.finish()
@@ -86,9 +86,13 @@ def cmd_data_sheet(args) -> None:
 
     if not args.out.lower().endswith(".png"):
         raise EquigenError(f"{args.out}: the output must end in .png")
-    bar = ProgressLine(not args.json)
-    sheet = drive(contact_sheet(args.dir, args.per_class, args.classes, args.tile, args.seed,
-                                args.resolution), on_progress=bar)
+    from engine.device import gpu_errors, resolve
+
+    device = resolve(args.device)
+    bar = ProgressLine(not args.json, device)
+    with gpu_errors(device):
+        sheet = drive(contact_sheet(args.dir, args.per_class, args.classes, args.tile, args.seed,
+                                    args.resolution, device=device), on_progress=bar)
     bar.finish()
     export_png(sheet, args.out)
     emit(args, {"dir": args.dir, "output": args.out, "size": list(sheet.shape[:2])},
@@ -154,6 +158,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("--tile", type=int, default=96, help="tile side in pixels")
     sp.add_argument("--resolution", type=int, default=64, help="3D: marching-cubes resolution")
     sp.add_argument("--seed", type=int, default=0)
+    add_device_flag(sp, "the INRs are decoded (marching cubes and 3D renders on the CPU)")
     add_json_flag(sp)
     sp.set_defaults(func=cmd_data_sheet)
     sp = dsub.add_parser("canonicalise", help="cache the smooth canonical ordering of every INR")

@@ -24,7 +24,7 @@ def cmd_pretrain(args) -> None:
 
     device = resolve(args.device)
     rank, world, _, _ = distributed(args.threads, device)
-    bar = ProgressLine(not args.json and rank == 0)
+    bar = ProgressLine(not args.json and rank == 0, device)
     with gpu_errors(device):
         summary = drive(pretrain(args.data, args.out, cfg, rank, world, device), on_progress=bar)
     summary["device"] = describe(device)
@@ -32,15 +32,19 @@ def cmd_pretrain(args) -> None:
     if rank == 0:
         emit(args, dict(summary, output=args.out),
               f"wrote {args.out}: {summary['steps']} steps ({summary['epochs']:.1f} epochs) in "
-              f"{summary['seconds']:.0f} s, final loss {summary['final_loss']:.3f}")
+              f"{summary['seconds']:.0f} s on {summary['device']}, final loss {summary['final_loss']:.3f}")
 
 
 def cmd_eval_encoder(args) -> None:
     from engine.encoder.evaluate import evaluate_encoder
     from engine.encoder.model import load_encoder
 
+    from engine.device import gpu_errors, resolve
+
+    device = resolve(args.device)
     enc, _ = load_encoder(args.encoder)
-    r = evaluate_encoder(enc, args.data, k=args.k)
+    with gpu_errors(device):
+        r = evaluate_encoder(enc.to(device), args.data, k=args.k)
     lines = [f"target classes: {', '.join(r['target_classes'])} ({r['num_inrs']} INRs, chance {r['chance']:.2f})",
              f"{'':18}{'k-NN acc':>10}{'retrieval':>11}"]
     for name in ("encoder", "random_encoder", "raw_weights"):
@@ -87,5 +91,6 @@ def add_parsers(sub) -> None:
     sp.add_argument("--encoder", required=True)
     sp.add_argument("--data", required=True)
     sp.add_argument("--k", type=int, default=5)
+    add_device_flag(sp, "the encoders compute")
     add_json_flag(sp)
     sp.set_defaults(func=cmd_eval_encoder)

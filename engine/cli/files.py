@@ -21,13 +21,14 @@ def cmd_fit(args) -> None:
     mesh_cfg = MeshFitConfig(
         target_iou=args.target_iou, max_steps=args.max_steps or MeshFitConfig.max_steps,
     )
-    bar = ProgressLine(not args.json)
     from engine.device import gpu_errors, resolve
 
-    with gpu_errors(resolve(args.device)):
+    device = resolve(args.device)
+    bar = ProgressLine(not args.json, device)
+    with gpu_errors(device):
         reports = drive(
             fit_files(args.inputs, args.out, InitChoice(args.init_seed, args.init), image_cfg, mesh_cfg,
-                      device=args.device),
+                      device=device),
             on_progress=bar,
         )
     bar.finish()
@@ -66,9 +67,13 @@ def cmd_render(args) -> None:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         raise EquigenError(f"{out}: the output must end in .png")
+    from engine.device import gpu_errors, resolve
+
+    device = resolve(args.device)
     output_file(args, args.out)
     inr = load_inr(args.file)
-    render_to_png(inr, out, args.size, args.resolution, args.continuous)
+    with gpu_errors(device):
+        render_to_png(inr, out, args.size, args.resolution, args.continuous, device)
     emit(args, {"file": args.file, "output": str(out), "size": args.size}, f"wrote {out}")
 
 
@@ -76,12 +81,16 @@ def cmd_mesh(args) -> None:
     from engine.inr_io import load_inr
     from engine.session import mesh_to_file
 
+    from engine.device import gpu_errors, resolve
+
     t0 = time.perf_counter()
+    device = resolve(args.device)
     output_file(args, args.out)
     inr = load_inr(args.file)
     if not inr.spec.is_3d:
         raise EquigenError(f"{args.file}: a 2D INR has no mesh; use 'equigen render' for its image")
-    mesh = mesh_to_file(inr, args.out, args.resolution)
+    with gpu_errors(device):
+        mesh = mesh_to_file(inr, args.out, args.resolution, device)
     obj = {
         "file": args.file, "output": args.out, "resolution": args.resolution,
         "vertices": len(mesh.vertices), "faces": len(mesh.faces),
@@ -130,6 +139,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("--resolution", type=int, default=128, help="3D: marching-cubes resolution (16 to 512)")
     sp.add_argument("--continuous", action="store_true",
                     help="2D: evaluate the network at every output pixel instead of resampling")
+    add_device_flag(sp, "the network is evaluated (the 3D mesh is made on the CPU)")
     add_overwrite_flag(sp)
     add_json_flag(sp)
     sp.set_defaults(func=cmd_render)
@@ -138,6 +148,7 @@ def add_parsers(sub) -> None:
     sp.add_argument("file")
     sp.add_argument("--out", required=True, help="mesh path; the format follows the extension")
     sp.add_argument("--resolution", type=int, default=128, help="marching-cubes grid (16 to 512, default 128)")
+    add_device_flag(sp, "the network is evaluated (marching cubes runs on the CPU)")
     add_overwrite_flag(sp)
     add_json_flag(sp)
     sp.set_defaults(func=cmd_mesh)

@@ -35,7 +35,7 @@ def _train_structured(args) -> None:
     from engine.device import describe, gpu_errors, resolve
 
     device = resolve(args.device)
-    bar = ProgressLine(not args.json)
+    bar = ProgressLine(not args.json, device)
     manifest = read_manifest(args.data)
     meta = {"classes": {"source": manifest["source_classes"], "target": manifest["target_classes"]},
             "corpus": str(args.data), "corpus_kind": manifest["kind"], "encoder_file": args.encoder}
@@ -47,7 +47,7 @@ def _train_structured(args) -> None:
     bar.finish()
     info = dict(model.meta["train"], output=args.out, device=describe(device))
     emit(args, info, f"wrote {args.out}: {cfg.method} model over {base.code_dim}-number codes, "
-                      f"{info['steps']} steps in {time.perf_counter() - t0:.0f} s")
+                      f"{info['steps']} steps in {time.perf_counter() - t0:.0f} s on {info['device']}")
 
 
 def cmd_train(args) -> None:
@@ -69,7 +69,7 @@ def cmd_train(args) -> None:
 
     device = resolve(args.device)
     rank, world, _, _ = distributed(args.threads, device)
-    bar = ProgressLine(not args.json and rank == 0)
+    bar = ProgressLine(not args.json and rank == 0, device)
     with gpu_errors(device):
         summary = drive(train(args.data, args.out, args.encoder, cfg, rank, world, device), on_progress=bar)
     summary["device"] = describe(device)
@@ -78,7 +78,7 @@ def cmd_train(args) -> None:
         final = ", ".join(f"{k} {v:.4f}" for k, v in summary["final"].items())
         emit(args, dict(summary, output=args.out),
               f"wrote {args.out}: {summary['method']} model, {summary['steps']} steps in "
-              f"{summary['seconds']:.0f} s ({final})")
+              f"{summary['seconds']:.0f} s on {summary['device']} ({final})")
 
 
 def _adapt_config(model, args):
@@ -127,7 +127,7 @@ def cmd_adapt(args) -> None:
     output_file(args, args.out)
     model = load_generator(args.model, args.device)
     cfg = _adapt_config(model, args)
-    bar = ProgressLine(not args.json)
+    bar = ProgressLine(not args.json, model.device)
     t0 = time.perf_counter()
     log.info("adapting on %s", describe(model.device))
     with gpu_errors(model.device):
@@ -137,7 +137,7 @@ def cmd_adapt(args) -> None:
     info = dict(adapted.meta["adapt"], output=args.out, total_seconds=round(time.perf_counter() - t0, 2),
                 device=describe(model.device))
     emit(args, info, f"wrote {args.out}: adapted to {len(info['shots'])} shots in {info['total_seconds']:.1f} s "
-                      f"(reading and fitting them {info['fit_seconds']:.1f} s, {info['steps']} steps)")
+                      f"on {info['device']} (reading and fitting them {info['fit_seconds']:.1f} s, {info['steps']} steps)")
 
 
 def cmd_generate(args) -> None:
@@ -152,7 +152,7 @@ def cmd_generate(args) -> None:
     writable_folder(args.out, create=False)
     model = load_generator(args.model, args.device)
     fmt = args.format or ("png" if model.spec.in_dim == 2 else "obj")
-    bar = ProgressLine(not args.json)
+    bar = ProgressLine(not args.json, model.device)
     t0 = time.perf_counter()
     log.info("generating on %s", describe(model.device))
     with gpu_errors(model.device):
@@ -168,13 +168,16 @@ def cmd_generate(args) -> None:
     if model.spec.in_dim == 3 and fmt not in ("safetensors", "png"):
         result["watertight"] = sum(1 for r in records if r["one_piece"])
     extra = f", {result['watertight']} watertight single meshes" if "watertight" in result else ""
-    emit(args, result, f"wrote {cfg.n} {fmt} files to {args.out} in {seconds:.1f} s{extra}")
+    emit(args, result, f"wrote {cfg.n} {fmt} files to {args.out} in {seconds:.1f} s on {result['device']}{extra}")
 
 
 def cmd_recipe(args) -> None:
     from engine.recipes import recipe_named, run_recipe
 
-    result = drive(run_recipe(recipe_named(args.name), args.out), on_progress=ProgressLine(not args.json))
+    from engine.device import resolve
+
+    device = resolve(args.device)
+    result = drive(run_recipe(recipe_named(args.name), args.out, device), on_progress=ProgressLine(not args.json, device))
     stages = ", ".join(f"{k} {v / 60:.1f} min" for k, v in result["seconds"].items())
     emit(args, result, f"wrote {result['model']} ({result['megabytes']:.1f} MB; {stages})")
 
@@ -251,5 +254,6 @@ def add_parsers(sub) -> None:
     sp = sub.add_parser("recipe", help="rebuild a bundled model from nothing (corpus, encoder, generator; resumable)")
     sp.add_argument("name", help="the bundled model to rebuild: shapes-3d, glyphs-2d or fashion-2d")
     sp.add_argument("--out", required=True, help="working folder; the packed model is OUT/NAME.safetensors")
+    add_device_flag(sp, "the corpus is fitted and the encoder and generator train", meshes=True)
     add_json_flag(sp)
     sp.set_defaults(func=cmd_recipe)

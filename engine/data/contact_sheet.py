@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from engine.data.dataset import INRDataset
@@ -22,11 +23,13 @@ LABEL_WIDTH = 96
 def contact_sheet(
     root: str | os.PathLike, per_class: int = 8, classes: list[str] | None = None,
     tile: int = 96, seed: int = 0, resolution: int = 64, split: str = "all",
+    device: torch.device | None = None,
 ) -> ProgressGen[np.ndarray]:
     """A ``(rows * tile, LABEL_WIDTH + per_class * tile, 3)`` uint8 sheet, one row per class.
 
-    Items are drawn at random (seeded) among each class' first fits. 3D INRs are meshed at
-    ``resolution`` and rendered; an INR with no surface shows as an empty tile.
+    Items are drawn at random (seeded) among each class' first fits and decoded on ``device``
+    (None: the CPU). 3D INRs are meshed at ``resolution`` and rendered; an INR with no surface
+    shows as an empty tile.
     """
     ds = INRDataset(root, split=split, init_k=0, classes=classes)
     names = sorted({r["class"] for r in ds.rows})
@@ -41,7 +44,7 @@ def contact_sheet(
         for ci, name in enumerate(names):
             idx = [i for i, r in enumerate(ds.rows) if r["class"] == name]
             pick = sorted(rng.choice(idx, min(per_class, len(idx)), replace=False).tolist())
-            tiles = [_tile(ds, i, tile, resolution, renderer) for i in pick]
+            tiles = [_tile(ds, i, tile, resolution, renderer, device) for i in pick]
             tiles += [np.zeros((tile, tile, 3), np.uint8)] * (per_class - len(tiles))
             rows.append(np.concatenate([label_tile(name, tile)] + tiles, axis=1))
             yield Progress("sheet", ci + 1, len(names), f"rendered {name}")
@@ -51,13 +54,14 @@ def contact_sheet(
     return np.concatenate(rows, axis=0)
 
 
-def _tile(ds: INRDataset, i: int, tile: int, resolution: int, renderer) -> np.ndarray:
+def _tile(ds: INRDataset, i: int, tile: int, resolution: int, renderer,
+          device: torch.device | None) -> np.ndarray:
     params = {k: v[None] for k, v in ds[i]["params"].items()}
     if renderer is None:
-        grey = decode_images(ds.spec, params)[0]
+        grey = decode_images(ds.spec, params, device=device)[0]
         img = Image.fromarray(np.round(grey * 255).astype(np.uint8)).resize((tile, tile), Image.Resampling.LANCZOS)
         return np.repeat(np.asarray(img)[..., None], 3, axis=2)
-    mesh = mesh_or_none(INR.from_batch(ds.spec, params, 0), resolution)
+    mesh = mesh_or_none(INR.from_batch(ds.spec, params, 0), resolution, device)
     return np.zeros((tile, tile, 3), np.uint8) if mesh is None else renderer.render(mesh)
 
 

@@ -70,9 +70,9 @@ def load_code_shots(model: CodeDiffusion, paths: list[str | os.PathLike],
                 ready[i] = codes
                 continue
             if two_d:
-                todo.append((i, decode_images(inr.spec, inr.batched(), spec.grid_size)[0]))
+                todo.append((i, decode_images(inr.spec, inr.batched(), spec.grid_size, model.device)[0]))
                 continue
-            mesh = mesh_or_none(inr)
+            mesh = mesh_or_none(inr, device=model.device)
             if mesh is None:
                 raise InputError(f"{p}: the INR holds no shape (it marks nothing inside); it cannot be re-fitted")
             todo.append((i, normalise_mesh(mesh)))

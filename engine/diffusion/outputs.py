@@ -29,14 +29,15 @@ def first_free_index(folder: Path, prefix: str) -> int:
 
 def write_samples(spec: INRSpec, params: Params, out_dir: str | os.PathLike, fmt: str,
                   metas: list[dict], resolution: int = 128, image_size: int = 256,
-                  prefix: str = "sample") -> ProgressGen[list[dict]]:
+                  prefix: str = "sample", device: torch.device | None = None) -> ProgressGen[list[dict]]:
     """Write every INR of ``params`` ``{key: (n, *shape)}`` as ``out_dir/<prefix>-NNN.<fmt>``,
     numbered on from the highest ``<prefix>-NNN`` already there, so a second run into the same
     folder adds to the first instead of replacing it.
 
     2D: png or safetensors. 3D: obj/ply/stl/glb (marching cubes at ``resolution``), png (a shaded
-    render) or safetensors. Returns one record per sample (path; for meshes whether it is one
-    watertight piece). A sample that decodes to nothing is recorded, not fatal.
+    render) or safetensors; the networks are decoded on ``device`` (None: the CPU). Returns one
+    record per sample (path; for meshes whether it is one watertight piece). A sample that
+    decodes to nothing is recorded, not fatal.
     """
     fmt = fmt.lower().lstrip(".")
     if fmt not in OUTPUT_FORMATS:
@@ -59,9 +60,9 @@ def write_samples(spec: INRSpec, params: Params, out_dir: str | os.PathLike, fmt
         if fmt == "safetensors":
             save_inr(path, inr)
         elif spec.in_dim == 2:
-            export_png(render_image(inr, image_size), path)
+            export_png(render_image(inr, image_size, device=device), path)
         else:
-            mesh = mesh_or_none(inr, resolution)
+            mesh = mesh_or_none(inr, resolution, device)
             if mesh is None:
                 rec |= {"path": None, "error": "the sample decodes to no surface", "watertight": False,
                         "one_piece": False}

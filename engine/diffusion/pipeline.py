@@ -129,8 +129,9 @@ def generation_meta(model: Generator, model_name: str, config: GenerateConfig,
 def generate_files(model: Generator, config: GenerateConfig, out_dir: str | os.PathLike, fmt: str,
                    model_name: str, shot_names: Sequence[str] = (), resolution: int = 128) -> ProgressGen[list[dict]]:
     """Sample ``config.n`` INRs from ``model`` (adapted, or unadapted for ``hyperdiffusion``) and write
-    each to ``out_dir`` as ``fmt`` (``outputs.write_samples``); returns one record per sample."""
+    each to ``out_dir`` as ``fmt`` (``outputs.write_samples``, decoded on the model's device);
+    returns one record per sample."""
     params = yield from generate_params(model, config)
     meta = generation_meta(model, model_name, config, shot_names)
     metas = [dict(meta, index=i) for i in range(config.n)]
-    return (yield from write_samples(model.spec, params, out_dir, fmt, metas, resolution))
+    return (yield from write_samples(model.spec, params, out_dir, fmt, metas, resolution, device=model.device))

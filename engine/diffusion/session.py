@@ -131,18 +131,19 @@ class GenerationSession:
         """Adapt to ``shot_paths`` unless already adapted to them, then sample ``config.n`` INRs.
 
         Returns previews named ``generated-s<seed>-<i>`` (2D: their image; 3D: a coarse mesh for
-        the thumbnail; export re-extracts at full resolution); each is also yielded as it is
-        decoded (stage ``"decode"``, the preview as ``payload``). Cancelling keeps the last
-        finished adaptation.
+        the thumbnail, the network evaluated on the model's device; export re-extracts at full
+        resolution); each is also yielded as it is decoded (stage ``"decode"``, the preview as
+        ``payload``). Cancelling keeps the last finished adaptation.
         """
         yield from self.adapt(shot_paths)
         meta = generation_meta(self.model, self.model_path.name, config, shot_paths)
+        previews = []
         with gpu_errors(self.device):
             params = yield from generate_params(self._adapted, config)
-        previews = []
-        for i in range(config.n):
-            inr = INR.from_batch(self.model.spec, params, i, dict(meta, index=i))
-            previews.append(preview(f"generated-s{config.seed}-{i:03d}.safetensors", inr,
-                                    mesh_resolution=thumbnail_resolution))
-            yield Progress("decode", i + 1, config.n, f"decoded {i + 1} of {config.n}", payload=previews[-1])
+            for i in range(config.n):
+                inr = INR.from_batch(self.model.spec, params, i, dict(meta, index=i))
+                previews.append(preview(f"generated-s{config.seed}-{i:03d}.safetensors", inr,
+                                        mesh_resolution=thumbnail_resolution, device=self.device))
+                yield Progress("decode", i + 1, config.n, f"decoded {i + 1} of {config.n}",
+                               payload=previews[-1])
         return previews

@@ -66,9 +66,9 @@ def load_shots(model: WeightDiffusion, paths: list[str | os.PathLike],
             if inr.spec == spec and inr.meta.get("init_sha") == model.init_sha:
                 ready.append((i, inr.batched()))
             elif spec.in_dim == 2:
-                frames.append((i, decode_images(inr.spec, inr.batched(), spec.grid_size)[0]))
+                frames.append((i, decode_images(inr.spec, inr.batched(), spec.grid_size, model.device)[0]))
             else:
-                meshes.append((i, normalise_mesh(extract_mesh(inr))))
+                meshes.append((i, normalise_mesh(extract_mesh(inr, device=model.device))))
         elif kind != domain:
             raise InputError(f"{p}: {'an image' if kind == 'image' else 'a mesh'}, but this model makes "
                              f"{domain}s; give {domain}s or INR files of the same kind")

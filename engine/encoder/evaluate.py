@@ -25,8 +25,10 @@ from engine.weightspace.symmetry import permute_hidden, random_permutations
 
 @torch.inference_mode()
 def embed(encoder: WeightEncoder, params: Params, batch: int = 256) -> torch.Tensor:
+    """Features ``(N, feature_dim)`` on the CPU of N weight sets, computed where the encoder is."""
     n = next(iter(params.values())).shape[0]
-    return torch.cat([encoder({k: v[s : s + batch] for k, v in params.items()})
+    device = encoder.norm_mean.device
+    return torch.cat([encoder({k: v[s : s + batch].to(device) for k, v in params.items()}).cpu()
                       for s in range(0, n, batch)])
 
 
@@ -69,7 +71,8 @@ def invariance_error(encoder: WeightEncoder, params: Params, seed: int = 0) -> f
 
 def evaluate_encoder(encoder: WeightEncoder, data: str | os.PathLike, k: int = 5, seed: int = 0,
                      max_items: int = 4000) -> dict:
-    """All three checks on the target split of ``data``; see the module docstring."""
+    """All three checks on the target split of ``data``; see the module docstring. The encoders
+    compute where ``encoder`` is; the weights are read and compared on the CPU."""
     first = INRDataset(data, split="target", init_k=0)
     if len(first) < k + 1:
         raise InputError(f"{data}: the target split has too few INRs ({len(first)}) to evaluate on")
@@ -83,7 +86,7 @@ def evaluate_encoder(encoder: WeightEncoder, data: str | os.PathLike, k: int = 5
     mean, std = read_stats(data)
     torch.manual_seed(seed)
     random_encoder = WeightEncoder(encoder.spec, encoder.config, encoder.norm_mean.clone(),
-                                   encoder.norm_std.clone()).eval()
+                                   encoder.norm_std.clone()).to(encoder.norm_mean.device).eval()
     feats = {"encoder": embed(encoder, params), "random_encoder": embed(random_encoder, params),
              "raw_weights": flatten(params, mean, std)}
     result: dict = {

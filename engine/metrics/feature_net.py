@@ -61,29 +61,31 @@ class FeatureNet(nn.Module):
 
     @torch.inference_mode()
     def describe(self, images: np.ndarray, batch: int = 512) -> tuple[np.ndarray, np.ndarray]:
-        """Features ``(N, feature_dim)`` and predicted class indices ``(N,)`` of images ``(N, H, W)``."""
+        """Features ``(N, feature_dim)`` and predicted class indices ``(N,)`` of images ``(N, H, W)``,
+        computed where the network is and returned on the CPU."""
         self.eval()
+        device = self.head.weight.device
         feats, preds = [], []
         for s in range(0, len(images), batch):
-            x = torch.as_tensor(np.asarray(images[s : s + batch], dtype=np.float32))
+            x = torch.as_tensor(np.asarray(images[s : s + batch], dtype=np.float32)).to(device)
             f = self.features(x)
-            feats.append(f.numpy())
-            preds.append(self.head(F.gelu(f)).argmax(1).numpy())
+            feats.append(f.cpu().numpy())
+            preds.append(self.head(F.gelu(f)).argmax(1).cpu().numpy())
         if not feats:
             return np.zeros((0, self.head.in_features), np.float32), np.zeros(0, np.int64)
         return np.concatenate(feats), np.concatenate(preds)
 
 
-def corpus_images(root: str | os.PathLike, split: str = "all", classes=None,
-                  batch: int = 1024) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """The corpus' first-fit 2D INRs rendered on their grid: images ``(N, H, W)``, class indices
-    ``(N,)`` and the index rows they came from."""
+def corpus_images(root: str | os.PathLike, split: str = "all", classes=None, batch: int = 1024,
+                  device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """The corpus' first-fit 2D INRs rendered on their grid (on ``device``, None: the CPU):
+    images ``(N, H, W)``, class indices ``(N,)`` and the index rows they came from."""
     ds = INRDataset(root, split=split, init_k=0, classes=classes)
     if ds.spec.in_dim != 2:
         raise InputError(f"{root}: a 3D corpus has no images; the 2D metrics need a 2D corpus")
     params = ds.stacked()
     n = len(ds)
-    images = [decode_images(ds.spec, {k: v[s : s + batch] for k, v in params.items()})
+    images = [decode_images(ds.spec, {k: v[s : s + batch] for k, v in params.items()}, device=device)
               for s in range(0, n, batch)]
     size = ds.spec.grid_size
     out = np.concatenate(images) if images else np.zeros((0, size, size), np.float32)
@@ -96,12 +98,16 @@ def _stamp(root: Path, config: FeatureNetConfig) -> str:
 
 
 def train_feature_net(images: np.ndarray, labels: np.ndarray, classes: list[str],
-                      config: FeatureNetConfig = FeatureNetConfig()) -> ProgressGen[tuple[FeatureNet, float]]:
-    """Train the classifier on ``images (N, H, W)`` with ``labels (N,)``; returns it and its accuracy
-    on a held-out share of the images. Yields ``Progress("feature net", epoch, epochs)``."""
+                      config: FeatureNetConfig = FeatureNetConfig(),
+                      device: torch.device | None = None) -> ProgressGen[tuple[FeatureNet, float]]:
+    """Train the classifier on ``images (N, H, W)`` with ``labels (N,)`` on ``device`` (None: the
+    CPU); returns it (on that device) and its accuracy on a held-out share of the images. Every
+    random draw is a CPU one, so a seed gives the same order and shifts on any device. Yields
+    ``Progress("feature net", epoch, epochs)``."""
+    device = device or torch.device("cpu")
     g = torch.Generator().manual_seed(config.seed)
     torch.manual_seed(config.seed)
-    net = FeatureNet(classes, images.shape[-1], config.feature_dim)
+    net = FeatureNet(classes, images.shape[-1], config.feature_dim).to(device)
     order = torch.randperm(len(images), generator=g)
     n_hold = int(len(images) * config.holdout) if len(images) >= 20 else 0
     hold, train_idx = order[:n_hold], order[n_hold:]
@@ -116,10 +122,10 @@ def train_feature_net(images: np.ndarray, labels: np.ndarray, classes: list[str]
         perm = train_idx[torch.randperm(len(train_idx), generator=g)]
         for s in range(0, len(perm), config.batch_size):
             b = perm[s : s + config.batch_size]
-            xb = x[b]
+            xb = x[b].to(device)
             shift = torch.randint(-1, 2, (2,), generator=g)  # ±1 pixel: features robust to placement
             xb = torch.roll(xb, (int(shift[0]), int(shift[1])), dims=(1, 2))
-            loss = F.cross_entropy(net(xb), y[b])
+            loss = F.cross_entropy(net(xb), y[b].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -134,13 +140,15 @@ def train_feature_net(images: np.ndarray, labels: np.ndarray, classes: list[str]
     return net, accuracy
 
 
-def feature_net_for(root: str | os.PathLike,
-                    config: FeatureNetConfig = FeatureNetConfig()) -> ProgressGen[tuple[FeatureNet, dict]]:
-    """The corpus' feature network, trained on first use and then read from ``ROOT/bench/``.
+def feature_net_for(root: str | os.PathLike, config: FeatureNetConfig = FeatureNetConfig(),
+                    device: torch.device | None = None) -> ProgressGen[tuple[FeatureNet, dict]]:
+    """The corpus' feature network on ``device`` (None: the CPU), trained on first use and then
+    read from ``ROOT/bench/`` (the file is written from the CPU).
 
     Returns the network and its record (classes, held-out accuracy, training images, cached or not).
     Retrains when the corpus index or the config changed.
     """
+    device = device or torch.device("cpu")
     root = Path(root)
     path = root / "bench" / CACHE_NAME
     stamp = _stamp(root, config)
@@ -151,16 +159,16 @@ def feature_net_for(root: str | os.PathLike,
                 info = json.loads(meta["info"])
                 net = FeatureNet(info["classes"], info["size"], config.feature_dim)
                 net.load_state_dict(tensors)
-                return net.eval(), dict(info, cached=True)
+                return net.to(device).eval(), dict(info, cached=True)
         except (EquigenError, KeyError, ValueError, TypeError, RuntimeError):
             pass  # a damaged or foreign cache is simply retrained
     yield Progress("render corpus", 0, 1)
-    images, labels, _ = corpus_images(root)
+    images, labels, _ = corpus_images(root, device=device)
     if len(images) == 0:
         raise InputError(f"{root}: the corpus holds no images to train the feature network on")
     classes = INRDataset(root, split="all", init_k=0).classes
     yield Progress("render corpus", 1, 1)
-    net, accuracy = yield from train_feature_net(images, labels, classes, config)
+    net, accuracy = yield from train_feature_net(images, labels, classes, config, device)
     info = {"classes": classes, "size": int(images.shape[-1]), "images": int(len(images)),
             "heldout_accuracy": accuracy, "config": asdict(config)}
     write_tensors(path, net.state_dict(), {"stamp": stamp, "info": json.dumps(info)})

@@ -37,6 +37,29 @@ def test_a_gpu_asked_for_without_one_ends_in_one_line(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 1 and "--device cpu" in err
 
 
+def _commands(parser, prefix=()):
+    """Every leaf subcommand of the CLI as ``(words, parser)``."""
+    import argparse
+
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _commands(sub, prefix + (name,))
+            return
+    yield prefix, parser
+
+
+def test_every_command_that_computes_takes_a_device():
+    from engine.cli import build_parser
+
+    only_files = {("info",), ("convert",), ("data", "info"), ("data", "canonicalise")}  # read and write, no network
+    commands = dict(_commands(build_parser()))
+    assert only_files < set(commands) and len(commands) > 10
+    for words, parser in commands.items():
+        has = any("--device" in a.option_strings for a in parser._actions)
+        assert has == (words not in only_files), " ".join(words)
+
+
 def _tensors(model):
     yield from model.base.state_dict().values()
     yield from model.denoiser.state_dict().values()
@@ -143,3 +166,88 @@ def test_a_raw_weight_model_adapts_and_samples_on_the_requested_device(device, t
     assert {t.device.type for t in tensors} == {device}
     params = drive(generate_params(adapted, GenerateConfig(n=2, steps=4)))
     assert all(v.device.type == "cpu" and bool(torch.isfinite(v).all()) for v in params.values())
+
+
+def _forward_spy(monkeypatch, module):
+    """Record the devices of every network evaluation ``module.forward`` makes."""
+    seen = set()
+    real = module.forward
+
+    def spy(spec, params, coords):
+        seen.update({v.device.type for v in params.values()} | {coords.device.type})
+        return real(spec, params, coords)
+
+    monkeypatch.setattr(module, "forward", spy)
+    return seen
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_images_and_meshes_decode_on_the_requested_device_into_cpu_results(device, monkeypatch):
+    import numpy as np
+
+    import engine.decode as decode
+    from engine.inr_io import load_inr
+
+    glyph = load_inr(sorted((examples_dir() / "nines").glob("*.safetensors"))[0])
+    shape = load_inr(sorted(examples_dir().glob("shape_*.safetensors"))[0])
+    on_cpu = decode.decode_images(glyph.spec, glyph.batched())
+    mesh_on_cpu = decode.extract_mesh(shape, 32)
+    seen = _forward_spy(monkeypatch, decode)
+    image = decode.decode_images(glyph.spec, glyph.batched(), device=resolve(device))
+    mesh = decode.extract_mesh(shape, 32, resolve(device))
+    assert seen == {device}
+    assert isinstance(image, np.ndarray) and np.abs(image - on_cpu).max() < 1e-4
+    assert abs(mesh.volume - mesh_on_cpu.volume) < 1e-3 * abs(mesh_on_cpu.volume)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_feature_network_trains_and_describes_on_the_requested_device(device):
+    import numpy as np
+
+    from engine.metrics.feature_net import FeatureNetConfig, train_feature_net
+
+    rng = np.random.default_rng(0)
+    images = rng.random((24, 28, 28)).astype(np.float32)
+    labels = np.arange(24) % 2
+    net, accuracy = drive(train_feature_net(images, labels, ["a", "b"], FeatureNetConfig(epochs=1, batch_size=8),
+                                            resolve(device)))
+    assert {p.device.type for p in net.parameters()} == {device}
+    feats, preds = net.describe(images[:5])
+    assert isinstance(feats, np.ndarray) and feats.shape == (5, 32) and preds.shape == (5,)
+    assert 0.0 <= accuracy <= 1.0
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bench_quality_computes_on_the_requested_device_and_says_so(device, tiny2d, tmp_path, monkeypatch):
+    import engine.decode as decode
+    from engine.bench.quality import QualityConfig, evaluate_quality
+    from engine.bench.report import write_report
+
+    from engine.data.store import read_manifest
+
+    seen = _forward_spy(monkeypatch, decode)
+    first_class = read_manifest(tiny2d["corpus"])["target_classes"][0]
+    config = QualityConfig(methods=("equigen",), shots=2, repeats=1, diversities=(0.5,), samples=2, steps=2,
+                           adapt_steps=1, classes=(first_class,))
+    result = drive(evaluate_quality(tiny2d["model"], tiny2d["corpus"], config, device=device))
+    assert seen == {device}  # the real items and the samples decoded where the model computes
+    assert result["info"]["device"] == describe(resolve(device))
+    assert f"computed on {describe(resolve(device))}" in write_report(result, tmp_path / "r").read_text()
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_the_encoder_is_evaluated_where_it_is(device, tiny2d, monkeypatch):
+    from engine.encoder.evaluate import evaluate_encoder
+    from engine.encoder.model import WeightEncoder, load_encoder
+
+    seen = set()
+    real = WeightEncoder.forward
+
+    def spy(self, params):
+        seen.update({v.device.type for v in params.values()} | {self.norm_mean.device.type})
+        return real(self, params)
+
+    monkeypatch.setattr(WeightEncoder, "forward", spy)
+    encoder, _ = load_encoder(tiny2d["encoder"])
+    result = evaluate_encoder(encoder.to(resolve(device)), tiny2d["corpus"], k=2)
+    assert seen == {device} and 0.0 <= result["knn_accuracy"]["encoder"] <= 1.0
