@@ -55,7 +55,7 @@ def test_images_train_a_base_and_new_images_fit_by_their_code_alone():
     quality, metric = code_quality(base, codes, grid, frames)
     assert metric == "psnr_db" and float(quality.mean()) > 18
     new = torch.from_numpy(_shapes(2, "ring", 7)).reshape(2, -1)
-    z = drive(fit_together(base, grid[:2], new, CodeFitConfig(steps=200, points_per_shape=784)))
+    z = drive(fit_together(base, grid[:2], new, CodeFitConfig(steps=400, points_per_shape=784)))
     fitted, _ = code_quality(base, z, grid[:2], new)
     unfitted, _ = code_quality(base, torch.zeros_like(z), grid[:2], new)
     assert fitted.min() > unfitted.max() and fitted.min() > 15
