@@ -20,7 +20,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from engine.atomic import atomic_path
-from engine.errors import DamagedFile, InvalidINRFile, clipped, shown
+from engine.errors import DamagedFile, InputError, InvalidINRFile, clipped, shown
 
 HASH_KEY = "content_sha256"
 
@@ -70,6 +70,19 @@ def read_header(path: str | os.PathLike, error: type[Exception] = InvalidINRFile
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise error(f"{path}: unreadable or truncated safetensors file ({clipped(str(e))})") from None
     return metadata, shapes
+
+
+def read_format_header(path: str | os.PathLike, fmt: str, kind: str, not_it: str,
+                       ) -> tuple[dict[str, str], dict[str, tuple[tuple[int, ...], torch.dtype | None]]]:
+    """``read_header`` of a file that must exist and carry ``"format": fmt``; InputError naming
+    the file otherwise (``kind``: what a missing file is called, ``not_it``: what to say when the
+    file is of another format)."""
+    if not Path(path).is_file():
+        raise InputError(f"{path}: no such {kind}")
+    header, shapes = read_header(path, InputError)
+    if header.get("format") != fmt:
+        raise InputError(f"{path}: {not_it}")
+    return header, shapes
 
 
 def read_tensors(path: str | os.PathLike, error: type[Exception] = InvalidINRFile,

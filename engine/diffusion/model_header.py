@@ -14,7 +14,7 @@ import torch
 
 from engine.diffusion.methods import TRAINING_METHODS
 from engine.errors import InputError, shown
-from engine.tensor_files import json_field, read_header
+from engine.tensor_files import json_field, read_format_header
 
 Shapes = dict[str, tuple[tuple[int, ...], torch.dtype | None]]
 
@@ -24,11 +24,7 @@ def read_model_header(path: str | os.PathLike, fmt: str, not_it: str) -> tuple[d
     ``fmt``; InputError naming the file otherwise (``not_it``: what to say when the file is of
     another format)."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such model file")
-    header, shapes = read_header(path, InputError)
-    if header.get("format") != fmt:
-        raise InputError(f"{path}: {not_it}")
+    header, shapes = read_format_header(path, fmt, "model file", not_it)
     method = header.get("method")
     if method not in TRAINING_METHODS:
         raise InputError(f"{path}: damaged model file, unknown method {shown(method)} "

@@ -31,7 +31,7 @@ from engine.checks import whole
 from engine.errors import InputError, SpecError, clipped
 from engine.functional import Params, forward, image_grid, volume_grid
 from engine.spec import INRSpec
-from engine.tensor_files import check_finite, check_module, json_field, read_header, read_tensors, write_tensors
+from engine.tensor_files import check_finite, check_module, json_field, read_format_header, read_tensors, write_tensors
 
 
 PROBE_LATTICE_3D = 16
@@ -186,11 +186,8 @@ def load_encoder(path: str | os.PathLike) -> tuple[WeightEncoder, dict]:
     """An encoder file back as ``(encoder in eval mode, metadata)``; its header and tensor
     shapes are checked before anything is built."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    header, shapes = read_header(path, InputError)
-    if header.get("format") != ENCODER_FORMAT:
-        raise InputError(f"{path}: not an EquiGen encoder file; make one with 'equigen pretrain'")
+    header, shapes = read_format_header(path, ENCODER_FORMAT, "file",
+                                        "not an EquiGen encoder file; make one with 'equigen pretrain'")
     try:
         spec = INRSpec.from_json(header.get("spec", ""))
         config = encoder_config_from_json(header["config"])

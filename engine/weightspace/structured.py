@@ -41,7 +41,7 @@ from engine.errors import InputError, SpecError, clipped
 from engine.functional import Params, positional_encoding
 from engine.progress import Progress, ProgressGen
 from engine.spec import INRSpec
-from engine.tensor_files import check_finite, check_module, json_field, read_header, read_tensors, write_tensors
+from engine.tensor_files import check_finite, check_module, json_field, read_format_header, read_tensors, write_tensors
 
 
 @dataclass(frozen=True)
@@ -372,11 +372,7 @@ def base_from_tensors(spec: INRSpec, tensors: dict[str, torch.Tensor]) -> Shared
 def load_base(path: str | os.PathLike) -> tuple[SharedBase, dict]:
     """A base file back, with its meta; InputError with a hint for anything else."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such shape-base file")
-    header, shapes = read_header(path, InputError)
-    if header.get("format") != BASE_FORMAT:
-        raise InputError(f"{path}: not a shape-base file")
+    header, shapes = read_format_header(path, BASE_FORMAT, "shape-base file", "not a shape-base file")
     try:
         spec = INRSpec.from_json(header.get("spec", ""))
         rank = shapes["patterns.0"][0][1]

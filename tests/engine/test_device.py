@@ -82,6 +82,19 @@ def test_fit_adapt_and_sample_run_on_the_requested_device(device):
     assert model.device.type == device and load_generator(bundled_model("glyphs-2d")).device.type == "cpu"
 
 
+def _forward_spy(monkeypatch, module):
+    """Record the devices of every network evaluation ``module.forward`` makes."""
+    seen = set()
+    real = module.forward
+
+    def spy(spec, params, coords):
+        seen.update({v.device.type for v in params.values()} | {coords.device.type})
+        return real(spec, params, coords)
+
+    monkeypatch.setattr(module, "forward", spy)
+    return seen
+
+
 @pytest.mark.parametrize("device", DEVICES)
 def test_fitting_computes_on_the_requested_device_and_returns_cpu_weights(device, monkeypatch):
     import numpy as np
@@ -91,14 +104,7 @@ def test_fitting_computes_on_the_requested_device_and_returns_cpu_weights(device
     from engine.functional import init_from_seed
     from engine.spec import MNIST_SIREN
 
-    seen = set()
-    real = images.forward
-
-    def spy(spec, params, coords):
-        seen.update({v.device.type for v in params.values()} | {coords.device.type})
-        return real(spec, params, coords)
-
-    monkeypatch.setattr(images, "forward", spy)
+    seen = _forward_spy(monkeypatch, images)
     frames = np.zeros((2, 28, 28), np.float32)
     frames[:, 8:20, 10:18] = 1.0
     out = drive(fit_images(frames, init_from_seed(MNIST_SIREN, 0), MNIST_SIREN, ImageFitConfig(max_steps=20),
@@ -166,19 +172,6 @@ def test_a_raw_weight_model_adapts_and_samples_on_the_requested_device(device, t
     assert {t.device.type for t in tensors} == {device}
     params = drive(generate_params(adapted, GenerateConfig(n=2, steps=4)))
     assert all(v.device.type == "cpu" and bool(torch.isfinite(v).all()) for v in params.values())
-
-
-def _forward_spy(monkeypatch, module):
-    """Record the devices of every network evaluation ``module.forward`` makes."""
-    seen = set()
-    real = module.forward
-
-    def spy(spec, params, coords):
-        seen.update({v.device.type for v in params.values()} | {coords.device.type})
-        return real(spec, params, coords)
-
-    monkeypatch.setattr(module, "forward", spy)
-    return seen
 
 
 @pytest.mark.parametrize("device", DEVICES)
